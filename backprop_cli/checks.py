@@ -1,0 +1,97 @@
+"""Gradient checks as the `gradcheck` command runs them: every combination, or one config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .nn.activations import ACTIVATIONS
+from .nn.gradcheck import gradcheck
+from .nn.losses import LOSSES, get_loss
+from .nn.network import Network
+
+# The output activations each loss is checked with: the fused pairs, and through the
+# general BP1 every activation an output layer can sensibly have under a regression loss.
+OUTPUTS = {
+    "mse": tuple(ACTIVATIONS),
+    "mae": ("identity", "tanh", "sigmoid", "softmax"),
+    "huber": ("identity", "tanh", "sigmoid", "softmax"),
+    "binary_cross_entropy": ("sigmoid",),
+    "cross_entropy": ("softmax",),
+}
+
+
+def random_problem(loss: str, n_out: int, rng: np.random.Generator, n: int = 6, n_in: int = 4):
+    X = rng.normal(size=(n, n_in))
+    if loss == "cross_entropy":
+        y = rng.integers(0, n_out, n)
+    elif loss == "binary_cross_entropy":
+        y = rng.integers(0, 2, (n, 1)).astype(np.float64)
+    else:
+        y = rng.normal(size=(n, n_out))
+    return X, y
+
+
+def check_all_combinations(eps: float = 1e-6, seed: int = 0) -> list[dict]:
+    """Every hidden activation x (loss, output activation) on a small random float64 network."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for hidden in ACTIVATIONS:
+        for loss_name in LOSSES:
+            for output in OUTPUTS[loss_name]:
+                n_out = 1 if loss_name == "binary_cross_entropy" else 3
+                net = Network([4, 5, 4, n_out], [hidden, hidden, output], dtype=np.float64)
+                net.init("xavier", rng)
+                for b in net.b:
+                    b[:] = rng.normal(0.0, 0.1, b.shape)
+                X, y = random_problem(loss_name, n_out, rng)
+                checks = gradcheck(net, X, y, get_loss(loss_name), eps=eps)
+                worst = max(checks, key=lambda c: c.rel_error)
+                results.append(
+                    {
+                        "hidden": hidden,
+                        "output": output,
+                        "loss": loss_name,
+                        "rel_error": worst.rel_error,
+                        "worst_tensor": worst.name,
+                        "kinks": sum(c.kinks for c in checks),
+                    }
+                )
+    return results
+
+
+def check_config(
+    path: str | Path,
+    overrides: list[str],
+    eps: float = 1e-6,
+    rows: int = 8,
+    max_entries: int = 2000,
+) -> list[dict]:
+    """The config's model and loss, in float64, on ``rows`` training rows of its data."""
+    from .config import load_config
+    from .train import Run
+
+    cfg = load_config(path, [*overrides, "model.dtype=float64"])
+    run = Run(cfg, str(path))
+    X, y = run.prep.X["train"][:rows], run.prep.y["train"][:rows]
+    checks = gradcheck(
+        run.net,
+        X,
+        y,
+        run.loss,
+        eps=eps,
+        max_per_tensor=max_entries,
+        rng=np.random.default_rng(cfg.seed),
+    )
+    return [
+        {
+            "tensor": c.name,
+            "shape": list(c.shape),
+            "checked": c.checked,
+            "rel_error": c.rel_error,
+            "max_abs_error": c.max_abs_error,
+            "kinks": c.kinks,
+        }
+        for c in checks
+    ]

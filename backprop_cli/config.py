@@ -1,0 +1,434 @@
+"""The YAML config: pydantic models, safe loading, --set overrides, errors with key paths.
+
+Every key is validated and unknown keys are refused with a "did you mean" hint. Errors
+are one line: ``FILE: key.path: what is wrong (got VALUE)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .nn.activations import ACTIVATIONS
+from .nn.losses import CLASSIFICATION_LOSSES, LOSSES
+from .nn.network import INITS
+
+BUILTIN_DATASETS = (
+    "xor",
+    "moons",
+    "circles",
+    "spirals",
+    "friedman",
+    "iris",
+    "digits",
+    "wine",
+    "breast_cancer",
+)
+MAX_CONFIG_BYTES = 1_000_000
+
+ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
+InitName = Literal[INITS]  # type: ignore[valid-type]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=False)
+
+
+class DataConfig(Strict):
+    dataset: str | None = None
+    path: str | None = None
+    target: str | list[str] | None = None
+    features: list[str] | None = None
+    validation: float = Field(0.15, ge=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    standardize: bool = True
+    dropna: bool = False
+    n_samples: int | None = Field(None, gt=0, le=10_000_000)
+    noise: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _source(self):
+        if (self.dataset is None) == (self.path is None):
+            raise ValueError(
+                "give exactly one of data.dataset (a built-in name) or data.path (a file)"
+            )
+        if self.dataset is not None and self.dataset not in BUILTIN_DATASETS:
+            hint = _did_you_mean(self.dataset, BUILTIN_DATASETS)
+            raise ValueError(
+                f"data.dataset: unknown dataset {self.dataset!r}{hint}; built-ins are {', '.join(BUILTIN_DATASETS)}"
+            )
+        if self.validation + self.test >= 1:
+            raise ValueError(
+                f"data.validation + data.test: must be < 1 (got {self.validation} + {self.test})"
+            )
+        return self
+
+
+class LayerConfig(Strict):
+    units: int = Field(gt=0, le=100_000)
+    activation: ActivationName = "relu"
+
+
+class ModelConfig(Strict):
+    layers: list[LayerConfig] = Field(min_length=1)
+    init: InitName = "he"
+    init_scale: float = Field(0.1, gt=0)
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+def _lr(default: float):
+    return Field(default, gt=0)
+
+
+class SGDConfig(Strict):
+    name: Literal["sgd"]
+    lr: float = _lr(1e-3)
+    momentum: float = Field(0.0, ge=0)
+    dampening: float = 0.0
+    weight_decay: float = Field(0.0, ge=0)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov(self):
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(
+                "optimizer.nesterov: needs momentum > 0 and dampening 0, as in torch.optim.SGD"
+            )
+        return self
+
+
+class RMSpropConfig(Strict):
+    name: Literal["rmsprop"]
+    lr: float = _lr(1e-2)
+    alpha: float = Field(0.99, ge=0)
+    eps: float = Field(1e-8, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0)
+    centered: bool = False
+
+
+class AdamConfig(Strict):
+    name: Literal["adam"]
+    lr: float = _lr(1e-3)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    eps: float = Field(1e-8, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    amsgrad: bool = False
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v):
+        for i, b in enumerate(v):
+            if not 0 <= b < 1:
+                raise ValueError(f"optimizer.betas[{i}]: must be in [0, 1) (got {b})")
+        return v
+
+
+class AdamWConfig(AdamConfig):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: float = Field(1e-2, ge=0)
+
+
+OptimizerConfig = Annotated[
+    SGDConfig | RMSpropConfig | AdamConfig | AdamWConfig, Field(discriminator="name")
+]
+OPTIMIZER_MODELS = {
+    "sgd": SGDConfig,
+    "rmsprop": RMSpropConfig,
+    "adam": AdamConfig,
+    "adamw": AdamWConfig,
+}
+
+
+class TrainingConfig(Strict):
+    epochs: int = Field(30, gt=0, le=1_000_000)
+    batch_size: int | Literal["full"] = 32
+    shuffle: bool = True
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, v):
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"training.batch_size: must be > 0 or 'full' (got {v})")
+        return v
+
+
+class OutputConfig(Strict):
+    dir: str | None = None
+
+
+class Config(Strict):
+    name: str = "run"
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    data: DataConfig
+    model: ModelConfig
+    loss: LossName = "cross_entropy"
+    optimizer: OptimizerConfig = Field(default_factory=lambda: AdamConfig(name="adam"))
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer_shorthand(cls, v):
+        return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _loss_vs_output(self):
+        last = self.model.layers[-1]
+        where = f"model.layers[{len(self.model.layers) - 1}]"
+        if self.loss == "binary_cross_entropy" and (
+            last.activation != "sigmoid" or last.units != 1
+        ):
+            raise ValueError(
+                f"{where}: binary_cross_entropy needs an output layer of 1 sigmoid unit "
+                f"(got {last.units} {last.activation}); use {{units: 1, activation: sigmoid}}, "
+                "or cross_entropy with a softmax layer of one unit per class"
+            )
+        if self.loss == "cross_entropy" and last.activation != "softmax":
+            raise ValueError(
+                f"{where}.activation: cross_entropy needs a softmax output layer with one unit per class "
+                f"(got {last.activation!r}); set activation: softmax"
+            )
+        return self
+
+    @property
+    def task(self) -> str:
+        """classification for cross-entropy losses, regression otherwise."""
+        return "classification" if self.loss in CLASSIFICATION_LOSSES else "regression"
+
+    @property
+    def batch_size(self) -> int | None:
+        """Rows per step; None means the whole training set (full-batch GD)."""
+        return None if self.training.batch_size == "full" else self.training.batch_size
+
+    def resolved(self) -> dict:
+        """The config with every default filled in, as plain data."""
+        return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """sha256 of the resolved config, canonical JSON."""
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate keys (a silent last-one-wins hides typos)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """yaml safe-load ``text``; syntax errors become one line with the line and column."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{source}: {where}{e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The raw mapping of a YAML config file."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if p.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+    try:
+        with p.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        raise ConfigError(
+            f"{path}: the config file is empty; expected a mapping with data, model, loss, ..."
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of keys (got {type(data).__name__})"
+        )
+    return data
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> dict:
+    """Apply ``key.path=value`` strings; values are YAML scalars (``0.01``, ``true``, ``[64, 64]``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. optimizer.lr=0.01")
+        key, _, text = item.partition("=")
+        parts = [
+            m.group(1) if m.group(1) is not None else int(m.group(2))
+            for m in _SEGMENT.finditer(key.strip())
+        ]
+        parts = [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+        if not parts or "".join(str(p) for p in parts) == "":
+            raise ConfigError(f"{source} {item!r}: empty key")
+        value = parse_yaml(text, f"{source} {key}")
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    raise ConfigError(f"{source} {key}: no list item {part} at {_path(parts[:i])}")
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{source} {key}: {_path(parts[:i])} is not a mapping")
+                if part not in node or node[part] is None:
+                    node[part] = [] if isinstance(nxt, int) else {}
+                if isinstance(node[part], str) and part == "optimizer":
+                    node[part] = {"name": node[part]}
+                node = node[part]
+        last = parts[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or last >= len(node):
+                raise ConfigError(f"{source} {key}: no list item {last}")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{source} {key}: {_path(parts[:-1])} is not a mapping")
+        node[last] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a config file; every problem is a ConfigError line."""
+    data = read_config_file(path)
+    if overrides:
+        apply_overrides(data, overrides)
+    return validate_config(data, str(path))
+
+
+def validate_config(data: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_validation_error(e, data)}") from None
+
+
+# ---------------------------------------------------------------------------- error messages
+
+_MODELS_AT = {
+    "": Config,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "model.layers[]": LayerConfig,
+    "training": TrainingConfig,
+    "output": OutputConfig,
+}
+
+
+def _path(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields_at(loc, data) -> list[str]:
+    key = re.sub(r"\[\d+\]", "[]", _path(loc))
+    if key == "optimizer":
+        opt = data.get("optimizer") if isinstance(data, dict) else None
+        name = opt.get("name") if isinstance(opt, dict) else None
+        model = OPTIMIZER_MODELS.get(name)
+        return list(model.model_fields) if model else []
+    model = _MODELS_AT.get(key)
+    return list(model.model_fields) if model else []
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_validation_error(e: ValidationError, data: dict) -> str:
+    """The first error of a pydantic ValidationError as ``key.path: message (got value)``."""
+    err = e.errors(include_url=False)[0]
+    loc = list(err["loc"])
+    # Discriminated unions put the tag in the path: optimizer.adam.lr -> optimizer.lr.
+    if len(loc) >= 2 and loc[0] == "optimizer" and loc[1] in OPTIMIZER_MODELS:
+        del loc[1]
+    loc = [
+        p
+        for p in loc
+        if not (isinstance(p, str) and ("[" in p or p in ("int", "str", "list[str]")))
+    ]
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    path = _path(loc)
+    got = f" (got {_show(value)})"
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        parent = _path(loc[:-1]) or "the top level"
+        fields = _fields_at(loc[:-1], data)
+        hint = _did_you_mean(key, fields)
+        return f"{path}: unknown key{hint or ''}{'' if hint else f'; {parent} takes ' + ', '.join(fields)}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        names = ", ".join(OPTIMIZER_MODELS)
+        tag = ctx.get("tag")
+        return f"{path}.name: unknown optimizer {tag!r}{_did_you_mean(tag, OPTIMIZER_MODELS)}; expected one of {names}"
+    if kind == "value_error":
+        msg = str(ctx.get("error", err["msg"]))
+        return msg if re.match(r"^[\w.\[\]]+: ", msg) else (f"{path}: {msg}" if path else msg)
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        hint = _did_you_mean(value, re.findall(r"'([^']*)'", expected))
+        return f"{path}: {_show(value)} is not allowed{hint}; expected one of {expected}"
+    messages = {
+        "greater_than": "must be > {gt}",
+        "greater_than_equal": "must be >= {ge}",
+        "less_than": "must be < {lt}",
+        "less_than_equal": "must be <= {le}",
+        "int_type": "expected an integer",
+        "int_from_float": "expected an integer",
+        "float_type": "expected a number",
+        "bool_type": "expected true or false",
+        "string_type": "expected a string",
+        "list_type": "expected a list",
+        "model_type": "expected a mapping",
+        "dict_type": "expected a mapping",
+        "too_short": "expected at least {min_length} item(s)",
+        "too_long": "expected at most {max_length} item(s)",
+    }
+    template = messages.get(kind)
+    msg = template.format(**ctx) if template else err["msg"][0].lower() + err["msg"][1:]
+    return f"{path}: {msg}{got}" if path else f"{msg}{got}"

@@ -1,0 +1,242 @@
+"""Rendering: a live Rich table on a terminal, plain lines in a log, JSON Lines with --json.
+
+The output mode follows where stdout goes: ``live`` on a terminal, ``plain`` (one line per
+epoch, no redraws) when stdout is a file, pipe or CI log, ``json`` for --json (JSON Lines
+alone on stdout), ``quiet`` for --quiet (nothing but errors, which go to stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+MAX_LIVE_ROWS = 15
+
+
+def choose_mode(json_out: bool, quiet: bool, console: Console | None = None) -> str:
+    if json_out:
+        return "json"
+    if quiet:
+        return "quiet"
+    console = console or Console()
+    return "live" if console.is_terminal else "plain"
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def json_line(obj: dict) -> None:
+    sys.stdout.write(json.dumps(_clean(obj)) + "\n")
+    sys.stdout.flush()
+
+
+def _clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _epoch_columns(record: dict) -> list[str]:
+    return [k for k in record if k != "epoch"]
+
+
+def _epoch_table(rows: list[dict], epochs: int) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("epoch", justify="right")
+    cols = _epoch_columns(rows[0]) if rows else []
+    for c in cols:
+        table.add_column(c, justify="right")
+    best = (
+        min((r["val_loss"] if not math.isnan(r["val_loss"]) else r["train_loss"]) for r in rows)
+        if rows
+        else None
+    )
+    for r in rows[-MAX_LIVE_ROWS:]:
+        key = r["val_loss"] if not math.isnan(r["val_loss"]) else r["train_loss"]
+        style = "green" if key == best else None
+        table.add_row(
+            f"{r['epoch']}/{epochs}",
+            *(fmt(r[c]) if c != "time_s" else f"{r[c]:.2f}s" for c in cols),
+            style=style,
+        )
+    return table
+
+
+def render_training(
+    records: Iterable[dict],
+    epochs: int,
+    mode: str,
+    progress_hook: list,
+    console: Console | None = None,
+) -> Iterator[dict]:
+    """Show each epoch record as it arrives; passes the records on.
+
+    ``progress_hook`` is a one-element list the caller's training loop calls through,
+    (done, total) per batch; it is filled here for the live mode.
+    """
+    console = console or Console()
+    if mode == "live":
+        rows: list[dict] = []
+        progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("batches"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        task = progress.add_task("train", total=1, epoch=1)
+        state = {"epoch": 1}
+
+        def hook(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, epoch=f"{state['epoch']}/{epochs}")
+
+        progress_hook[0] = hook
+        with Live(
+            Group(_epoch_table(rows, epochs), progress), console=console, refresh_per_second=8
+        ) as live:
+            for record in records:
+                rows.append(record)
+                state["epoch"] = record["epoch"] + 1
+                live.update(Group(_epoch_table(rows, epochs), progress))
+                yield record
+            progress.update(task, visible=False)
+            live.update(_epoch_table(rows, epochs))
+        return
+    for record in records:
+        if mode == "plain":
+            parts = [f"epoch {record['epoch']}/{epochs}"]
+            parts += [
+                f"{k} {fmt(v)}" if k != "time_s" else f"{v:.2f}s"
+                for k, v in record.items()
+                if k != "epoch"
+            ]
+            print("  ".join(parts), flush=True)
+        elif mode == "json":
+            json_line({"event": "epoch", **record})
+        yield record
+
+
+def training_summary(summary: dict, mode: str, console: Console | None = None) -> None:
+    if mode == "json":
+        json_line({"event": "summary", **summary})
+        return
+    if mode == "quiet":
+        return
+    console = console or Console(highlight=False)
+    test = summary.get("test") or {}
+    metric = "accuracy" if summary["task"] == "classification" else "r2"
+    lines = [
+        f"stopped: {summary['stop_reason']} after {summary['epochs']} epoch(s) in {summary['time_s']:.2f}s"
+    ]
+    best = summary.get("best") or {}
+    if best:
+        lines.append(
+            f"best epoch {best.get('epoch')} by {summary['best_by']}: "
+            + ", ".join(
+                f"{k} {fmt(v)}" for k, v in best.items() if k not in ("epoch", "time_s", "lr")
+            )
+        )
+    if test.get("rows"):
+        lines.append(
+            f"test ({test['rows']} rows): loss {fmt(test.get('loss'))}, {metric} {fmt(test.get(metric))}"
+        )
+    lines.append(
+        f"run: {summary['run_dir']}  (weights.npz, metrics.csv, summary.json, config.yaml, checkpoint.npz)"
+    )
+    for line in lines:
+        console.print(line, soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def key_values(title: str, items: list[tuple[str, Any]], console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    table = Table(
+        title=title, box=None, show_header=False, title_justify="left", title_style="bold"
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for k, v in items:
+        table.add_row(k, fmt(v))
+    console.print(table)
+
+
+def table(
+    title: str | None,
+    columns: list[str],
+    rows: list[list[Any]],
+    console: Console | None = None,
+    styles: list[str | None] | None = None,
+) -> None:
+    console = console or Console(highlight=False)
+    t = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for c in columns:
+        t.add_column(
+            c,
+            justify="left"
+            if c
+            in (
+                "name",
+                "layer",
+                "tensor",
+                "hidden",
+                "output",
+                "loss",
+                "status",
+                "task",
+                "kind",
+                "activation",
+                "shape",
+            )
+            else "right",
+        )
+    for i, r in enumerate(rows):
+        t.add_row(*(fmt(v) for v in r), style=(styles[i] if styles else None))
+    console.print(t)
+
+
+def confusion(classes: list, cm, console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    t = Table(
+        title="confusion matrix (rows: true, columns: predicted)",
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+    )
+    t.add_column("")
+    for c in classes:
+        t.add_column(str(c), justify="right")
+    for c, row in zip(classes, cm, strict=True):
+        t.add_row(
+            str(c),
+            *(
+                f"[bold green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/]")
+                for j, v in enumerate(row)
+                for i in [classes.index(c)]
+            ),
+        )
+    console.print(t)

@@ -1,0 +1,199 @@
+"""Using a trained network: evaluate it on held-out or new data, predict new rows.
+
+Both need nothing but the weights file: its spec names the data source, the split, the
+preprocessing arrays and the class labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import runs
+from .data import (
+    Dataset,
+    apply_preprocessing,
+    encode_targets,
+    file_digest,
+    load_builtin,
+    load_file,
+    prepare,
+)
+from .errors import DataError
+from .metrics import accuracy, confusion_matrix, predicted_classes, r2_score
+from .nn.losses import get_loss
+from .nn.network import Network
+
+SPLITS = ("test", "val", "train")
+
+
+@dataclass
+class Model:
+    path: Path
+    spec: dict
+    net: Network
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @property
+    def task(self) -> str:
+        return self.spec.get("task", "classification")
+
+
+def load_model(path: str | Path) -> Model:
+    spec, arrays = runs.load_weights(path)
+    return Model(
+        Path(path),
+        spec,
+        runs.network_from_weights(spec, arrays),
+        arrays["x_mean"],
+        arrays["x_scale"],
+    )
+
+
+def _check_features(model: Model, X: np.ndarray, where: str) -> None:
+    want = model.spec["sizes"][0]
+    if X.shape[1] != want:
+        raise DataError(
+            f"{where}: {X.shape[1]} feature column(s), but the network takes {want} "
+            f"({', '.join(model.spec.get('feature_names', [])[:8])}{', ...' if want > 8 else ''})"
+        )
+
+
+def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """The rows of ``split`` as at training time, from the spec's data source and seed."""
+    spec, d = model.spec, model.spec.get("data", {})
+    src = d.get("source", {})
+    seed = int(spec.get("seed", 0))
+    if dataset is not None:
+        ds = load_builtin(
+            dataset,
+            seed,
+            d.get("n_samples") if dataset == d.get("dataset") else None,
+            d.get("noise") if dataset == d.get("dataset") else None,
+        )
+        where = f"dataset {dataset}"
+    elif d.get("dataset"):
+        ds = load_builtin(d["dataset"], seed, d.get("n_samples"), d.get("noise"))
+        where = f"dataset {d['dataset']}"
+    else:
+        path = Path(src.get("path", ""))
+        if not path.is_file():
+            raise DataError(
+                f"{model.path}: the training data {path} is not there any more; pass --data FILE"
+            )
+        if src.get("sha256") and file_digest(path) != src["sha256"]:
+            raise DataError(
+                f"{path}: the file changed since training (sha256 differs), so its split cannot be "
+                "rebuilt; pass --data FILE to evaluate on all of its rows"
+            )
+        ds = load_file(path, d.get("target"), d.get("features"), bool(d.get("dropna")))
+        where = str(path)
+    frac = {"test": d.get("test", 0.0), "val": d.get("validation", 0.0), "train": 1.0}[split]
+    if frac == 0:
+        key = "test" if split == "test" else "validation"
+        raise DataError(
+            f"{model.path}: the run held out no {split} rows (data.{key}: 0); "
+            "use --split train, or --data FILE"
+        )
+    prep = prepare(
+        ds,
+        spec["loss"],
+        seed,
+        d.get("validation", 0.0),
+        d.get("test", 0.0),
+        d.get("standardize", True),
+        dtype=np.float64,
+        where=where,
+    )
+    if spec["task"] == "classification" and prep.classes != spec.get("classes"):
+        raise DataError(
+            f"{where}: its classes {prep.classes} differ from the trained ones {spec.get('classes')}"
+        )
+    idx = prep.indices[split]
+    return ds.X[idx], ds.targets[idx], f"{where} ({split} split, {len(idx)} rows)"
+
+
+def evaluate_model(
+    model: Model, data: str | None = None, dataset: str | None = None, split: str = "test"
+) -> dict:
+    """Loss, accuracy or R^2, and a confusion matrix for classification."""
+    spec = model.spec
+    if data is not None:
+        ds: Dataset = load_file(data, _target(spec), _features(spec))
+        X, targets, where = ds.X, ds.targets, f"{data} ({len(ds.X)} rows)"
+    else:
+        X, targets, where = _rebuild(model, split, dataset)
+    _check_features(model, X, where)
+    y = encode_targets(targets, spec["loss"], spec.get("classes"), where, model.net.dtype)
+    Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype)
+    loss_value, out = model.net.evaluate(Xp, y, get_loss(spec["loss"]))
+    result = {
+        "weights": str(model.path),
+        "data": where,
+        "rows": len(X),
+        "loss": loss_value,
+        "task": model.task,
+    }
+    if model.task == "classification":
+        result["accuracy"] = accuracy(y, out)
+        result["classes"] = spec["classes"]
+        result["confusion_matrix"] = confusion_matrix(y, out, len(spec["classes"])).tolist()
+    else:
+        result["r2"] = r2_score(y, out)
+    return result
+
+
+def _target(spec: dict):
+    names = spec.get("target_names") or []
+    return names[0] if len(names) == 1 else (names or None)
+
+
+def _features(spec: dict):
+    d = spec.get("data", {})
+    return d.get("features") or (spec.get("feature_names") if d.get("path") else None)
+
+
+def predict_rows(model: Model, input_path: str, proba: bool = False):
+    """A pandas DataFrame of predictions for the rows of ``input_path``, original labels restored."""
+    import pandas as pd
+
+    spec = model.spec
+    p = Path(input_path)
+    if p.suffix.lower() == ".npz":
+        ds = load_file(p)
+    else:
+        names = spec.get("feature_names") or []
+        ds = load_file(p, None, _present_features(p, names), need_target=False)
+    _check_features(model, ds.X, str(input_path))
+    out = model.net.predict(
+        apply_preprocessing(ds.X, model.mean, model.scale, model.net.dtype)
+    ).astype(np.float64)
+    if model.task == "classification":
+        classes = spec["classes"]
+        frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
+        if proba:
+            probs = np.c_[1 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
+            for j, c in enumerate(classes):
+                frame[f"p_{c}"] = probs[:, j]
+        return frame
+    names = spec.get("target_names") or [f"y{j}" for j in range(out.shape[1])]
+    if len(names) != out.shape[1]:
+        names = [f"y{j}" for j in range(out.shape[1])]
+    return pd.DataFrame(out, columns=names)
+
+
+def _present_features(path: Path, names: list[str]) -> list[str] | None:
+    """The trained feature columns when the file has them all (a target column is then ignored)."""
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(
+            path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0
+        ).columns
+    except Exception:
+        return None  # load_file reports the real problem
+    cols = [str(c) for c in header]
+    return names if names and all(n in cols for n in names) else None

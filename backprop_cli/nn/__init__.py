@@ -1,0 +1,19 @@
+"""The numerics core: pure NumPy, no I/O, no printing, no config objects."""
+
+from .activations import ACTIVATIONS, get_activation
+from .gradcheck import gradcheck
+from .losses import LOSSES, get_loss
+from .network import INITS, Network
+from .optimizers import OPTIMIZERS, make_optimizer
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "Network",
+    "get_activation",
+    "get_loss",
+    "gradcheck",
+    "make_optimizer",
+]

@@ -1,0 +1,221 @@
+"""Optimizers: torch.optim's update rules, names and defaults, on one flat buffer in place.
+
+Each optimizer holds references to the network's flat ``params`` and ``grads`` buffers
+and updates ``params`` in place in ``step()``. State (momentum buffers, moment estimates)
+is allocated once, with zeros, in the parameters' dtype. The update rules are those of
+the pseudocode in torch.optim's documentation for SGD, RMSprop, Adam and AdamW; where the
+step count t appears it counts from 1 at the first step, as there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    name = ""
+    defaults: dict = {}
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, **hyper):
+        unknown = set(hyper) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown parameter(s) {sorted(unknown)}; expected {sorted(self.defaults)}"
+            )
+        self.params, self.grads = params, grads
+        self.hyper = {**self.defaults, **hyper}
+        for k, v in self.hyper.items():
+            setattr(self, k, v)
+        self._validate()
+        self.t = 0
+        self.state = {name: np.zeros_like(params) for name in self.state_names}
+
+    @property
+    def lr(self) -> float:
+        return self.hyper["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.hyper["lr"] = value
+
+    def _validate(self) -> None:
+        if not self.lr > 0 and self.lr != 0:
+            raise ValueError(f"Invalid learning rate: {self.lr}")
+        if self.hyper.get("weight_decay", 0) < 0:
+            raise ValueError(f"Invalid weight_decay value: {self.hyper['weight_decay']}")
+
+    def step(self) -> None:
+        self.t += 1
+        self._step(self.params, self.grads)
+
+    def _step(self, p: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _decayed(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """g + weight_decay * p (L2 penalty folded into the gradient), as torch does."""
+        if self.weight_decay:
+            return g + self.weight_decay * p
+        return g
+
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        return {"t": self.t, **self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+        for name in self.state_names:
+            np.copyto(self.state[name], state[name])
+
+
+class SGD(Optimizer):
+    """g <- g + wd p; b <- mu b + (1 - dampening) g (b = g at t = 1);
+    g <- g + mu b if nesterov else b; p <- p - lr g."""
+
+    name = "sgd"
+    defaults = {
+        "lr": 1e-3,
+        "momentum": 0.0,
+        "dampening": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+    }
+    state_names = ("momentum_buffer",)
+
+    def _validate(self):
+        super()._validate()
+        if self.momentum < 0:
+            raise ValueError(f"Invalid momentum value: {self.momentum}")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _step(self, p, g):
+        g = self._decayed(p, g)
+        if self.momentum:
+            buf = self.state["momentum_buffer"]
+            if self.t == 1:
+                np.copyto(buf, g)
+            else:
+                buf *= self.momentum
+                buf += (1.0 - self.dampening) * g
+            g = g + self.momentum * buf if self.nesterov else buf
+        p -= self.lr * g
+
+
+class RMSprop(Optimizer):
+    """v <- alpha v + (1 - alpha) g^2; centered: v~ = v - gavg^2 with gavg <- alpha gavg + (1 - alpha) g;
+    with momentum: b <- mu b + g / (sqrt(v~) + eps), p <- p - lr b; else p <- p - lr g / (sqrt(v~) + eps)."""
+
+    name = "rmsprop"
+    defaults = {
+        "lr": 1e-2,
+        "alpha": 0.99,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "momentum": 0.0,
+        "centered": False,
+    }
+    state_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def _validate(self):
+        super()._validate()
+        if self.eps < 0:
+            raise ValueError(f"Invalid epsilon value: {self.eps}")
+        if not 0 <= self.alpha:
+            raise ValueError(f"Invalid alpha value: {self.alpha}")
+        if self.momentum < 0:
+            raise ValueError(f"Invalid momentum value: {self.momentum}")
+
+    def _step(self, p, g):
+        g = self._decayed(p, g)
+        v = self.state["square_avg"]
+        v *= self.alpha
+        v += (1.0 - self.alpha) * g * g
+        if self.centered:
+            gavg = self.state["grad_avg"]
+            gavg *= self.alpha
+            gavg += (1.0 - self.alpha) * g
+            avg = np.sqrt(v - gavg * gavg)
+        else:
+            avg = np.sqrt(v)
+        avg += self.eps
+        if self.momentum > 0:
+            buf = self.state["momentum_buffer"]
+            buf *= self.momentum
+            buf += g / avg
+            p -= self.lr * buf
+        else:
+            p -= self.lr * (g / avg)
+
+
+class Adam(Optimizer):
+    """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2 (g with L2 weight decay folded in);
+    vmax <- max(vmax, v) if amsgrad; p <- p - lr/(1 - b1^t) m / (sqrt(v)/sqrt(1 - b2^t) + eps)."""
+
+    name = "adam"
+    defaults = {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+    }
+    state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    decoupled = False
+
+    def _validate(self):
+        super()._validate()
+        if self.eps < 0:
+            raise ValueError(f"Invalid epsilon value: {self.eps}")
+        b1, b2 = self.betas
+        if not 0.0 <= b1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {b1}")
+        if not 0.0 <= b2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {b2}")
+
+    def _step(self, p, g):
+        b1, b2 = self.betas
+        if self.decoupled:
+            p *= 1.0 - self.lr * self.weight_decay  # AdamW: decay the weights, not the gradient
+        else:
+            g = self._decayed(p, g)
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * (g * g)
+        if self.amsgrad:
+            vmax = self.state["max_exp_avg_sq"]
+            np.maximum(vmax, v, out=vmax)
+            v = vmax
+        bias1 = 1.0 - b1**self.t
+        bias2_sqrt = math.sqrt(1.0 - b2**self.t)
+        denom = np.sqrt(v)
+        denom /= bias2_sqrt
+        denom += self.eps
+        p -= (self.lr / bias1) * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p <- p (1 - lr wd) before the Adam step; wd 0.01 default."""
+
+    name = "adamw"
+    defaults = {**Adam.defaults, "weight_decay": 1e-2}
+    decoupled = True
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}
+
+
+def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, **hyper) -> Optimizer:
+    """The optimizer registered as ``name`` over the flat buffers; the error lists the valid names."""
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}"
+        ) from None
+    if "betas" in hyper:
+        hyper["betas"] = tuple(hyper["betas"])
+    return cls(params, grads, **hyper)
