@@ -78,28 +78,30 @@ def train_epochs(
         total_loss = 0.0
         correct = 0
         ss_res = np.zeros(y.shape[1] if y.ndim == 2 else 1)
-        for b in range(n_batches):
-            idx = order[b * bs : (b + 1) * bs]
-            m = len(idx)
-            xb = np.take(X, idx, axis=0, out=xbuf[:m])
-            yb = np.take(y, idx, axis=0, out=ybuf[:m])
-            value = net.loss_and_grad(xb, yb, loss)
-            if not math.isfinite(value):
-                np.copyto(net.params, start_params)
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch}, batch {b + 1}: the loss is {value}; "
-                    f"weights kept from the end of epoch {epoch - 1}. Try a lower optimizer.lr "
-                    "or float64"
-                )
-            total_loss += value * m
-            out = net._buffers[m][1][-1]
-            if task == "classification":
-                correct += int(accuracy(yb, out) * m + 0.5)
-            else:
-                ss_res += ((yb.reshape(m, -1) - out) ** 2).sum(axis=0)
-            opt.step()
-            if progress is not None:
-                progress(b + 1, n_batches)
+        # Overflow on the way to a non-finite loss is caught below, with a clear message.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            for b in range(n_batches):
+                idx = order[b * bs : (b + 1) * bs]
+                m = len(idx)
+                xb = np.take(X, idx, axis=0, out=xbuf[:m])
+                yb = np.take(y, idx, axis=0, out=ybuf[:m])
+                value = net.loss_and_grad(xb, yb, loss)
+                if not math.isfinite(value):
+                    np.copyto(net.params, start_params)
+                    raise DivergenceError(
+                        f"training diverged at epoch {epoch}, batch {b + 1}: the loss is {value}; "
+                        f"weights kept from the end of epoch {epoch - 1}. Try a lower optimizer.lr "
+                        "or float64"
+                    )
+                total_loss += value * m
+                out = net._buffers[m][1][-1]
+                if task == "classification":
+                    correct += int(accuracy(yb, out) * m + 0.5)
+                else:
+                    ss_res += ((yb.reshape(m, -1) - out) ** 2).sum(axis=0)
+                opt.step()
+                if progress is not None:
+                    progress(b + 1, n_batches)
         record = {"epoch": epoch, "train_loss": total_loss / n}
         if task == "classification":
             record["train_accuracy"] = correct / n
