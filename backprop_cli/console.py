@@ -175,9 +175,8 @@ def print_error(message: str) -> None:
 
 def key_values(title: str, items: list[tuple[str, Any]], console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    table = Table(
-        title=title, box=None, show_header=False, title_justify="left", title_style="bold"
-    )
+    console.print(f"[bold]{title}[/]", soft_wrap=True)
+    table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for k, v in items:
