@@ -67,11 +67,13 @@ def train(
     """Train a network; stream each epoch; write the run directory."""
     from . import console
     from .config import load_config
+    from .errors import Interrupted
     from .train import Run
 
     cfg = load_config(config, set_)
     run = Run(cfg, str(config), out=out, init_from=init_from)
     mode = console.choose_mode(json_out, quiet)
+    _interrupt_on_signals()
     run.start()
     hook: list = [None]
     records = console.render_training(
@@ -80,6 +82,15 @@ def train(
     try:
         for _ in records:
             pass
+    except KeyboardInterrupt:
+        run.interrupted()
+        done = len(run.rows)
+        kept = (
+            f"epochs 1-{done} are saved in {run.dir}"
+            if done
+            else f"no epoch had completed; {run.dir} holds the config"
+        )
+        raise Interrupted(f"interrupted during epoch {done + 1}; {kept}") from None
     finally:
         if getattr(run, "summary_data", None) is not None:
             console.training_summary(run.summary_data, mode)
@@ -306,6 +317,17 @@ def datasets(json_out: JsonOpt = False) -> None:
     )
 
 
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop training the same way, even where a shell started us with SIGINT ignored."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turn every error into one stderr line and an exit code."""
     from .errors import BackpropError
@@ -317,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         _report(e, str(e))
         return e.exit_code
     except typer.Exit as e:
+        if e.exit_code == 130:  # typer turns a KeyboardInterrupt outside training into Exit(130)
+            _report(e, "interrupted")
         return e.exit_code
     except (KeyboardInterrupt, typer.Abort) as e:
         _report(e, "interrupted; the last completed epoch's files are kept")

@@ -40,7 +40,7 @@ InitName = Literal[INITS]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class DataConfig(Strict):
@@ -238,6 +238,12 @@ def _construct_mapping(loader, node, deep=False):
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads 1e-3 (no dot) as a string; YAML 1.2 and every user read it as a number.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -249,7 +255,7 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(f"{source}: {where}{e.problem or e.context}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -310,7 +316,12 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
                 if not isinstance(node, dict):
                     raise ConfigError(f"{source} {key}: {_path(parts[:i])} is not a mapping")
                 if part not in node or node[part] is None:
-                    node[part] = [] if isinstance(nxt, int) else {}
+                    # A new optimizer section keeps the default optimizer's name.
+                    node[part] = (
+                        []
+                        if isinstance(nxt, int)
+                        else ({"name": "adam"} if parts[: i + 1] == ["optimizer"] else {})
+                    )
                 if isinstance(node[part], str) and part == "optimizer":
                     node[part] = {"name": node[part]}
                 node = node[part]
@@ -354,7 +365,9 @@ _MODELS_AT = {
 def _path(loc) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if not isinstance(part, int):
+            part = str(part) if str(part).isprintable() else repr(str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
 
@@ -429,6 +442,8 @@ def format_validation_error(e: ValidationError, data: dict) -> str:
         "too_short": "expected at least {min_length} item(s)",
         "too_long": "expected at most {max_length} item(s)",
     }
+    if path == "training.batch_size":
+        return f"{path}: expected a positive integer or 'full'{got}"
     template = messages.get(kind)
     msg = template.format(**ctx) if template else err["msg"][0].lower() + err["msg"][1:]
     return f"{path}: {msg}{got}" if path else f"{msg}{got}"

@@ -169,7 +169,7 @@ def training_summary(summary: dict, mode: str, console: Console | None = None) -
 
 
 def print_error(message: str) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")  # always one line
     sys.stderr.flush()
 
 

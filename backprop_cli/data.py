@@ -217,6 +217,13 @@ def load_table(
                 f"{path}: no target column {missing[0]!r}; the columns are {_list(columns)}"
             )
     feats = list(features) if features else [c for c in columns if c not in targets]
+    for f in feats:
+        if f in targets:
+            raise DataError(
+                f"{path}: column {f!r} is the target; it cannot be a feature too (data.features)"
+            )
+        if feats.count(f) > 1:
+            raise DataError(f"{path}: data.features lists column {f!r} twice")
     missing = [f for f in feats if f not in columns]
     if missing:
         raise DataError(

@@ -35,3 +35,9 @@ class CheckFailed(BackpropError):
     """The command ran, but a check failed (gradcheck over tolerance, eval under a threshold)."""
 
     exit_code = 1
+
+
+class Interrupted(BackpropError):
+    """Ctrl-C or SIGTERM: stopped after saving the completed epochs."""
+
+    exit_code = 130

@@ -279,11 +279,16 @@ class Run:
             self.write_summary()
             raise
         except KeyboardInterrupt:
-            self.stop_reason = "interrupted"
-            self.write_summary()
+            self.interrupted()
             raise
         self.stop_reason = "completed"
         self.write_summary()
+
+    def interrupted(self) -> None:
+        """Record an interruption in summary.json (once); the completed epochs' files stay as they are."""
+        if self.stop_reason != "interrupted":
+            self.stop_reason = "interrupted"
+            self.write_summary()
 
     def summary(self) -> dict:
         task = self.prep.task

@@ -390,3 +390,42 @@ def test_module_entry_point_in_a_subprocess(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupt_keeps_the_completed_epochs_and_exits_130(tmp_path, sig):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backprop_cli",
+            "train",
+            str(CONFIGS / "digits.yaml"),
+            "--json",
+            "--set",
+            "training.epochs=100000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    first = proc.stdout.readline()  # wait for a completed epoch
+    assert json.loads(first)["epoch"] == 1
+    time.sleep(0.2)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert_one_line_error(err, "interrupted")
+    summary = json_lines(out)[-1]
+    assert summary["event"] == "summary" and summary["stop_reason"] == "interrupted"
+    run = tmp_path / "runs" / "digits"
+    with open(run / "metrics.csv") as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs == list(range(1, len(epochs) + 1))
+    with np.load(run / "weights.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["spec"]))["epoch"] == epochs[-1]
+    assert not list(run.glob(".*tmp*"))  # no temporary file left behind
