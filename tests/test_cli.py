@@ -429,3 +429,29 @@ def test_interrupt_keeps_the_completed_epochs_and_exits_130(tmp_path, sig):
     with np.load(run / "weights.npz", allow_pickle=False) as z:
         assert json.loads(str(z["spec"]))["epoch"] == epochs[-1]
     assert not list(run.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_parquet_data_file(capsys, tmp_path, write_config):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    frame = pd.read_csv(CONFIGS.parent / "datasets" / "iris.csv")
+    frame.to_parquet(tmp_path / "iris.parquet")
+    cfg = write_config(
+        "data: {path: iris.parquet, target: target, validation: 0.2, test: 0.2}\n"
+        "model: {layers: [{units: 8, activation: tanh}, {units: 3, activation: softmax}]}\n"
+        "optimizer: {name: adam, lr: 0.01}\ntraining: {epochs: 30, batch_size: 16}\n"
+    )
+    code, out, err = run_cli(capsys, "train", cfg, "--json")
+    assert code == 0, err
+    assert json_lines(out)[-1]["test"]["accuracy"] >= 0.8
+    code, out, _ = run_cli(capsys, "eval", "-w", "runs/run/weights.npz", "--json")
+    assert code == 0 and json.loads(out)["rows"] == 30
+
+
+def test_eval_refuses_a_label_never_seen_in_training(capsys, tmp_path):
+    assert run_cli(capsys, "train", CONFIGS / "iris.yaml", "-q", *FAST)[0] == 0
+    rows = (CONFIGS.parent / "datasets" / "iris.csv").read_text().splitlines()
+    (tmp_path / "odd.csv").write_text(rows[0] + "\n" + rows[1].rsplit(",", 1)[0] + ",daisy\n")
+    code, _, err = run_cli(capsys, "eval", "-w", "runs/iris/weights.npz", "--data", "odd.csv")
+    assert code == 2
+    assert_one_line_error(err, "odd.csv", "'daisy'", "setosa")
