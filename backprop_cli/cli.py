@@ -321,8 +321,13 @@ def _interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM stop training the same way, even where a shell started us with SIGINT ignored."""
     import signal
 
+    from .train import STOP
+
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        if STOP.active and not STOP.requested:
+            STOP.requested = True  # the loop stops at the next batch, after any file being written
+        else:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)

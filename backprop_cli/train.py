@@ -29,6 +29,21 @@ from .nn.optimizers import Optimizer, make_optimizer
 Progress = Callable[[int, int], None]
 
 
+class StopRequest:
+    """Set by a signal handler; the loop stops at the next batch, never in the middle of a save."""
+
+    active = False  # a training loop is running and checks ``requested``
+    requested = False
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+
+STOP = StopRequest
+
+
 def evaluate(
     net: Network, loss: Loss, X: np.ndarray, y: np.ndarray, task: str
 ) -> tuple[float, float]:
@@ -81,6 +96,7 @@ def train_epochs(
         # Overflow on the way to a non-finite loss is caught below, with a clear message.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for b in range(n_batches):
+                STOP.check()
                 idx = order[b * bs : (b + 1) * bs]
                 m = len(idx)
                 xb = np.take(X, idx, axis=0, out=xbuf[:m])
@@ -94,7 +110,7 @@ def train_epochs(
                         "or float64"
                     )
                 total_loss += value * m
-                out = net._buffers[m][1][-1]
+                out = net.output()
                 if task == "classification":
                     correct += int(accuracy(yb, out) * m + 0.5)
                 else:
@@ -268,10 +284,12 @@ class Run:
             val=(prep.X["val"], prep.y["val"]),
             progress=progress,
         )
+        STOP.active, STOP.requested = True, False
         try:
             for record in loop:
                 self.rows.append(record)
                 self.save(record["epoch"])
+                STOP.check()
                 yield record
         except DivergenceError:
             self.stop_reason = "diverged"
@@ -281,6 +299,8 @@ class Run:
         except KeyboardInterrupt:
             self.interrupted()
             raise
+        finally:
+            STOP.active = False
         self.stop_reason = "completed"
         self.write_summary()
 

@@ -36,13 +36,13 @@ class TensorCheck:
 
 def _kink_signature(net: Network, loss: Loss, y: np.ndarray) -> tuple:
     """Which side of every kink each pre-activation (and loss residual) sits on."""
-    zs, acts = net._buffers[len(net._X)]
+    buf = net._buffers[net._n]
     sides = []
-    for act, z in zip(net.acts, zs, strict=True):
+    for act, z in zip(net.acts, buf.z, strict=True):
         for k in act.kinks:
             sides.append((z > k).tobytes())
     for k in loss.kinks:
-        sides.append((acts[-1] - y > k).tobytes())
+        sides.append((net.output() - y > k).tobytes())
     return tuple(sides)
 
 
@@ -58,6 +58,7 @@ def gradcheck(
     """Compare backprop's gradients of ``net`` on (X, y) with central differences.
 
     ``net`` must be float64 (the numerical derivative is meaningless in float32).
+    A network with dropout is checked with one fixed set of masks, drawn from ``rng``.
     ``max_per_tensor`` checks that many entries of each larger tensor, drawn from ``rng``
     (two forward passes per entry make a full check of a big network slow).
     Returns one ``TensorCheck`` per parameter tensor, in the order W0, b0, W1, ...
@@ -65,13 +66,16 @@ def gradcheck(
     if net.dtype != np.float64:
         raise ValueError("gradcheck needs a float64 network")
     X = np.ascontiguousarray(X, dtype=np.float64)
-    net.loss_and_grad(X, y, loss)
+    rng = rng or np.random.default_rng(0)
+    train = net.has_dropout
+    if train:
+        net.sample_masks(len(X), rng)
+    net.loss_and_grad(X, y, loss, train=train)
     analytic = net.grads.copy()
     numeric = np.empty_like(analytic)
     kinked = np.zeros(analytic.shape, dtype=bool)
     checked = np.ones(analytic.shape, dtype=bool)
     if max_per_tensor is not None:
-        rng = rng or np.random.default_rng(0)
         offset = 0
         for t in net.tensors():
             if t.size > max_per_tensor:
@@ -81,7 +85,7 @@ def gradcheck(
     p = net.params
 
     def cost() -> tuple[float, tuple]:
-        a = net.forward(X)
+        a = net.forward(X, train=train)
         return loss.value(net._last_z(), a, y), _kink_signature(net, loss, y)
 
     for i in np.flatnonzero(checked):

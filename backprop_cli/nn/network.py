@@ -10,6 +10,12 @@ biases b^l (fan_out,) and activation sigma:
     dC/db^l = sum over rows of delta^l                     (BP4)
 
 W^l is BACKPROP.md's matrix transposed so a batch of row vectors multiplies from the left.
+
+Two options per hidden layer change a^l. Inverted dropout keeps each unit with
+probability 1 - p and scales it by 1/(1 - p) in training (a^l = m * sigma(z^l), m the
+scaled mask; off in evaluation). A residual layer adds its input (a^l = sigma(z^l) +
+a^(l-1)), so dC/da^(l-1) gains dC/da^l unchanged: the gradient has a path around the
+activation's sigma', BACKPROP.md's mitigation for vanishing gradients.
 All parameters live in one flat buffer ``params`` with per-layer views ``W[l]``, ``b[l]``;
 the gradients in one flat buffer ``grads`` with views ``gW[l]``, ``gb[l]``. Optimizers
 update the flat buffers in place. Activations and deltas are allocated once per batch size.
@@ -36,15 +42,37 @@ class Network:
     sizes : [n_inputs, units_0, ..., units_{L-1}]
     activations : one activation name per layer (L names)
     dtype : float32 or float64, for parameters and every buffer of the hot path
+    dropout : per layer, the probability p of dropping a unit in training (0: none)
+    residual : per layer, whether a^l = sigma(z^l) + a^(l-1) (the widths must match)
     """
 
-    def __init__(self, sizes: Sequence[int], activations: Sequence[str], dtype=np.float32):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activations: Sequence[str],
+        dtype=np.float32,
+        dropout: Sequence[float] | None = None,
+        residual: Sequence[bool] | None = None,
+    ):
         if len(activations) != len(sizes) - 1:
             raise ValueError("need one activation per layer")
         self.sizes = [int(s) for s in sizes]
         self.activation_names = list(activations)
         self.acts: list[Activation] = [get_activation(a) for a in activations]
         self.dtype = np.dtype(dtype)
+        self.dropout = [float(p) for p in dropout] if dropout else [0.0] * len(self.acts)
+        self.residual = [bool(r) for r in residual] if residual else [False] * len(self.acts)
+        for l, (p, r) in enumerate(zip(self.dropout, self.residual, strict=True)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"layer {l}: dropout must be in [0, 1), got {p}")
+            if (p or r) and l == len(self.acts) - 1:
+                raise ValueError(
+                    "the output layer can have neither dropout nor a residual connection"
+                )
+            if r and self.sizes[l] != self.sizes[l + 1]:
+                raise ValueError(
+                    f"layer {l}: a residual layer needs units == its input width ({self.sizes[l]})"
+                )
         shapes = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             shapes += [(fan_in, fan_out), (fan_out,)]
@@ -53,7 +81,9 @@ class Network:
         self.grads = np.zeros(total, dtype=self.dtype)
         self.W, self.b = self._views(self.params, shapes)
         self.gW, self.gb = self._views(self.grads, shapes)
-        self._buffers: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._buffers: dict[int, _Buffers] = {}
+        self._X: np.ndarray | None = None
+        self._n = 0
 
     @staticmethod
     def _views(flat: np.ndarray, shapes) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -68,6 +98,10 @@ class Network:
     def n_layers(self) -> int:
         return len(self.acts)
 
+    @property
+    def has_dropout(self) -> bool:
+        return any(self.dropout)
+
     def tensor_names(self) -> list[str]:
         """Names of the parameter tensors in buffer order: W0, b0, W1, b1, ..."""
         return [f"{p}{i}" for i in range(self.n_layers) for p in ("W", "b")]
@@ -76,6 +110,14 @@ class Network:
         """The parameter (or gradient) views in the order of ``tensor_names``."""
         W, b = (self.gW, self.gb) if grads else (self.W, self.b)
         return [t for pair in zip(W, b, strict=True) for t in pair]
+
+    def layer_slices(self) -> list[slice]:
+        """The range of each layer's W and b in the flat buffers."""
+        out, offset = [], 0
+        for W, b in zip(self.W, self.b, strict=True):
+            out.append(slice(offset, offset + W.size + b.size))
+            offset += W.size + b.size
+        return out
 
     def init(
         self,
@@ -88,6 +130,7 @@ class Network:
 
         he: N(0, 2/fan_in) (kaiming_normal_); xavier: U(-r, r), r = sqrt(6/(fan_in+fan_out))
         (xavier_uniform_); normal: N(0, scale^2); uniform: U(-scale, scale).
+        ``per_layer`` overrides ``method`` for the layers where it is not None.
         """
         self.params[:] = 0
         for l, W in enumerate(self.W):
@@ -106,64 +149,104 @@ class Network:
                 raise ValueError(f"unknown init {how!r}; expected one of {', '.join(INITS)}")
             W[...] = w
 
-    def _batch_buffers(self, n: int):
-        """z^l and a^l buffers for a batch of n rows, made once per batch size."""
+    def _batch_buffers(self, n: int) -> _Buffers:
         buf = self._buffers.get(n)
         if buf is None:
-            zs = [np.empty((n, u), dtype=self.dtype) for u in self.sizes[1:]]
-            acts = [np.empty((n, u), dtype=self.dtype) for u in self.sizes[1:]]
-            buf = self._buffers[n] = (zs, acts)
+            buf = self._buffers[n] = _Buffers(self, n)
         return buf
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """a^L for a batch X (n, n_features); keeps every z^l and a^l for ``backward``."""
-        zs, acts = self._batch_buffers(len(X))
+    def sample_masks(self, n: int, rng: np.random.Generator) -> None:
+        """Draw new dropout masks for a batch of n rows (each unit kept with probability 1 - p)."""
+        buf = self._batch_buffers(n)
+        for l, p in enumerate(self.dropout):
+            if p:
+                m = buf.mask[l]
+                rng.random(out=m)
+                np.greater_equal(m, p, out=m)  # 1.0 where kept
+                m *= 1.0 / (1.0 - p)
+
+    def forward(self, X: np.ndarray, train: bool = False) -> np.ndarray:
+        """a^L for a batch X (n, n_features); keeps z^l, sigma(z^l) and a^l for ``backward``.
+
+        ``train`` applies the dropout masks of the last ``sample_masks`` for this batch size.
+        """
+        buf = self._batch_buffers(len(X))
         a_prev = X
         for l, act in enumerate(self.acts):
-            z = np.matmul(a_prev, self.W[l], out=zs[l])
+            z = np.matmul(a_prev, self.W[l], out=buf.z[l])
             z += self.b[l]
-            a_prev = act.forward(z, acts[l])
-        self._X = X
+            h = act.forward(z, buf.h[l])
+            a = buf.a[l]
+            if a is not h:
+                if train and self.dropout[l]:
+                    np.multiply(h, buf.mask[l], out=a)
+                else:
+                    np.copyto(a, h)
+                if self.residual[l]:
+                    a += a_prev
+            a_prev = a
+        self._X, self._n, self._train = X, len(X), train
         return a_prev
 
     def backward(self, y: np.ndarray, loss: Loss) -> None:
         """Fill ``grads`` with dC/dW^l and dC/db^l for the batch of the last ``forward``."""
-        zs, acts = self._buffers[len(self._X)]
-        last = self.acts[-1]
-        # Deltas overwrite the z buffers: z^l is not needed once delta^l exists.
+        buf = self._buffers[self._n]
+        L = self.n_layers - 1
+        last = self.acts[L]
         if loss.fused_with == last.name:
-            delta = loss.fused_delta(acts[-1], y, out=np.empty_like(zs[-1]))
+            delta = loss.fused_delta(buf.h[L], y, out=buf.g[L])  # BP1, fused
         else:
-            delta = last.backward(
-                zs[-1],
-                acts[-1],
-                loss.grad(acts[-1], y).astype(self.dtype, copy=False),
-                out=np.empty_like(zs[-1]),
-            )  # BP1
-        for l in range(self.n_layers - 1, -1, -1):
-            a_prev = self._X if l == 0 else acts[l - 1]
+            grad_a = loss.grad(buf.h[L], y).astype(self.dtype, copy=False)
+            delta = last.backward(buf.z[L], buf.h[L], grad_a, out=buf.g[L])  # BP1
+        for l in range(L, -1, -1):
+            a_prev = self._X if l == 0 else buf.a[l - 1]
             np.matmul(a_prev.T, delta, out=self.gW[l])  # BP3
             np.sum(delta, axis=0, out=self.gb[l])  # BP4
-            if l:
-                g = np.matmul(delta, self.W[l].T)  # delta^(l+1) W^(l+1)^T
-                delta = self.acts[l - 1].backward(zs[l - 1], acts[l - 1], g, out=g)  # BP2
+            if l == 0:
+                break
+            k = l - 1
+            g = np.matmul(delta, self.W[l].T, out=buf.g[k])  # dC/da^k = delta^l W^l^T
+            if self.residual[l]:
+                g += buf.g[l]  # the skip connection passes dC/da^l straight through
+            gh = g
+            if self._train and self.dropout[k]:
+                gh = np.multiply(g, buf.mask[k], out=buf.d[k])  # dC/dsigma(z^k)
+            out = buf.d[k] if self.residual[k] else gh
+            delta = self.acts[k].backward(buf.z[k], buf.h[k], gh, out=out)  # BP2
 
-    def loss_and_grad(self, X: np.ndarray, y: np.ndarray, loss: Loss) -> float:
+    def loss_and_grad(self, X: np.ndarray, y: np.ndarray, loss: Loss, train: bool = False) -> float:
         """One forward and backward pass; returns C on the batch, fills ``grads``."""
-        out = self.forward(X)
+        out = self.forward(X, train=train)
         value = loss.value(self._last_z(), out, y)
         self.backward(y, loss)
         return value
 
     def _last_z(self) -> np.ndarray:
-        return self._buffers[len(self._X)][0][-1]
+        return self._buffers[self._n].z[-1]
+
+    def output(self) -> np.ndarray:
+        """a^L of the last forward pass."""
+        return self._buffers[self._n].a[-1]
+
+    def first_nonfinite_layer(self) -> str | None:
+        """Where the last forward/backward pass first produced Inf or NaN, in the order computed."""
+        buf = self._buffers[self._n]
+        for l in range(self.n_layers):
+            if not np.isfinite(buf.a[l]).all():
+                return f"layer {l} (activations a^{l})"
+        for l in range(self.n_layers - 1, -1, -1):
+            if not (np.isfinite(self.gW[l]).all() and np.isfinite(self.gb[l]).all()):
+                return f"layer {l} (gradients dC/dW^{l})"
+        if not np.isfinite(self.params).all():
+            return "the parameters"
+        return None
 
     def predict(self, X: np.ndarray, chunk: int = 4096) -> np.ndarray:
         """a^L for any number of rows, computed in chunks so memory stays bounded."""
         return self.evaluate(X, None, None, chunk)[1]
 
     def evaluate(self, X: np.ndarray, y: np.ndarray | None, loss: Loss | None, chunk: int = 4096):
-        """(mean loss or None, a^L (n, k)) over X, in chunks of rows."""
+        """(mean loss or None, a^L (n, k)) over X, in chunks of rows; dropout off."""
         n = len(X)
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         total = 0.0
@@ -174,3 +257,30 @@ class Network:
             if loss is not None:
                 total += loss.value(self._last_z(), a, y[start:stop]) * (stop - start)
         return (total / n if loss is not None and n else None), out
+
+
+class _Buffers:
+    """Per-batch-size arrays, allocated once: z^l, h^l = sigma(z^l), a^l, masks, gradients.
+
+    a^l is h^l itself unless the layer has dropout or a residual connection; d^l is a
+    second gradient buffer for the layers whose dC/da^l must survive the delta (residual)
+    or be masked (dropout).
+    """
+
+    def __init__(self, net: Network, n: int):
+        def new(u):
+            return np.empty((n, u), dtype=net.dtype)
+
+        units = net.sizes[1:]
+        self.z = [new(u) for u in units]
+        self.h = [new(u) for u in units]
+        self.a = [
+            new(u) if (p or r) else h
+            for u, h, p, r in zip(units, self.h, net.dropout, net.residual, strict=True)
+        ]
+        self.mask = [new(u) if p else None for u, p in zip(units, net.dropout, strict=True)]
+        self.g = [new(u) for u in units]
+        self.d = [
+            new(u) if (p or r) else None
+            for u, p, r in zip(units, net.dropout, net.residual, strict=True)
+        ]
