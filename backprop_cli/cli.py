@@ -61,18 +61,30 @@ def train(
     init_from: Annotated[
         str | None, typer.Option("--init-from", help="Start from this weights file's parameters.")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out DIR from its checkpoint.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a network; stream each epoch; write the run directory."""
     from . import console
     from .config import load_config
-    from .errors import Interrupted
+    from .errors import ConfigError, Interrupted
     from .train import Run
 
     cfg = load_config(config, set_)
-    run = Run(cfg, str(config), out=out, init_from=init_from)
+    if resume and init_from:
+        raise ConfigError("--resume and --init-from: give one or the other")
+    run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
     mode = console.choose_mode(json_out, quiet)
+    if resume and run.trainer.done:
+        console.note(
+            f"{out}: nothing to resume: it has trained {run.trainer.epoch} of {cfg.training.epochs} "
+            "epoch(s); raise training.epochs (--set training.epochs=N) to train longer",
+            mode,
+        )
+        return
     _interrupt_on_signals()
     run.start()
     hook: list = [None]

@@ -76,6 +76,9 @@ class DataConfig(Strict):
 class LayerConfig(Strict):
     units: int = Field(gt=0, le=100_000)
     activation: ActivationName = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    residual: bool = False
+    init: InitName | None = None
 
 
 class ModelConfig(Strict):
@@ -83,6 +86,22 @@ class ModelConfig(Strict):
     init: InitName = "he"
     init_scale: float = Field(0.1, gt=0)
     dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _layer_options(self):
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i == last and (layer.dropout or layer.residual):
+                what = "dropout" if layer.dropout else "residual"
+                raise ValueError(
+                    f"model.layers[{i}].{what}: not on the output layer; put it on a hidden layer"
+                )
+            if layer.residual and i > 0 and self.layers[i - 1].units != layer.units:
+                raise ValueError(
+                    f"model.layers[{i}].residual: a residual layer adds its input, so its units must equal "
+                    f"the previous layer's ({self.layers[i - 1].units}); got {layer.units}"
+                )
+        return self
 
 
 def _lr(default: float):
@@ -149,10 +168,112 @@ OPTIMIZER_MODELS = {
 }
 
 
+class EarlyStoppingConfig(Strict):
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(5, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best: bool = True
+
+    @property
+    def resolved_mode(self) -> str:
+        """min for losses, max for accuracy and R^2, unless given."""
+        if self.mode != "auto":
+            return self.mode
+        return "max" if ("accuracy" in self.monitor or "r2" in self.monitor) else "min"
+
+
+class _Gamma(Strict):
+    gamma: float = Field(0.1, gt=0)
+
+
+class StepLRConfig(_Gamma):
+    name: Literal["step"]
+    step_size: int = Field(gt=0)
+
+
+class MultiStepLRConfig(_Gamma):
+    name: Literal["multistep"]
+    milestones: list[int] = Field(min_length=1)
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, v):
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] <= 0:
+            raise ValueError(
+                f"training.lr_schedule.milestones: must be positive and increasing (got {v})"
+            )
+        return v
+
+
+class ExponentialLRConfig(Strict):
+    name: Literal["exponential"]
+    gamma: float = Field(gt=0)
+
+
+class CosineLRConfig(Strict):
+    name: Literal["cosine"]
+    T_max: int = Field(gt=0)
+    eta_min: float = Field(0.0, ge=0)
+
+
+class PlateauLRConfig(Strict):
+    name: Literal["reduce_on_plateau"]
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(10, ge=0)
+    threshold: float = Field(1e-4, ge=0)
+    threshold_mode: Literal["rel", "abs"] = "rel"
+    cooldown: int = Field(0, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    eps: float = Field(1e-8, ge=0)
+
+
+class ConstantLRConfig(Strict):
+    name: Literal["constant"]
+
+
+LRScheduleConfig = Annotated[
+    StepLRConfig
+    | MultiStepLRConfig
+    | ExponentialLRConfig
+    | CosineLRConfig
+    | PlateauLRConfig
+    | ConstantLRConfig,
+    Field(discriminator="name"),
+]
+SCHEDULE_MODELS = {
+    "step": StepLRConfig,
+    "multistep": MultiStepLRConfig,
+    "exponential": ExponentialLRConfig,
+    "cosine": CosineLRConfig,
+    "reduce_on_plateau": PlateauLRConfig,
+    "constant": ConstantLRConfig,
+}
+
+
+class WarmupConfig(Strict):
+    total_iters: int = Field(5, gt=0)
+    start_factor: float = Field(1.0 / 3.0, gt=0, le=1)
+
+
 class TrainingConfig(Strict):
     epochs: int = Field(30, gt=0, le=1_000_000)
     batch_size: int | Literal["full"] = 32
     shuffle: bool = True
+    early_stopping: EarlyStoppingConfig | None = None
+    lr_schedule: LRScheduleConfig | None = None
+    warmup: WarmupConfig | None = None
+    clip_grad_norm: float | None = Field(None, gt=0)
+    clip_grad_value: float | None = Field(None, gt=0)
+    on_divergence: Literal["stop", "rollback"] = "stop"
+    max_rollbacks: int = Field(3, ge=1, le=100)
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, v):
+        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("batch_size")
     @classmethod
@@ -359,6 +480,8 @@ _MODELS_AT = {
     "model.layers[]": LayerConfig,
     "training": TrainingConfig,
     "output": OutputConfig,
+    "training.early_stopping": EarlyStoppingConfig,
+    "training.warmup": WarmupConfig,
 }
 
 
@@ -378,10 +501,12 @@ def _did_you_mean(word: str, choices) -> str:
 
 def _fields_at(loc, data) -> list[str]:
     key = re.sub(r"\[\d+\]", "[]", _path(loc))
-    if key == "optimizer":
-        opt = data.get("optimizer") if isinstance(data, dict) else None
-        name = opt.get("name") if isinstance(opt, dict) else None
-        model = OPTIMIZER_MODELS.get(name)
+    if key in ("optimizer", "training.lr_schedule"):
+        node = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        name = node.get("name") if isinstance(node, dict) else None
+        model = (OPTIMIZER_MODELS if key == "optimizer" else SCHEDULE_MODELS).get(name)
         return list(model.model_fields) if model else []
     model = _MODELS_AT.get(key)
     return list(model.model_fields) if model else []
@@ -399,6 +524,8 @@ def format_validation_error(e: ValidationError, data: dict) -> str:
     # Discriminated unions put the tag in the path: optimizer.adam.lr -> optimizer.lr.
     if len(loc) >= 2 and loc[0] == "optimizer" and loc[1] in OPTIMIZER_MODELS:
         del loc[1]
+    if len(loc) >= 3 and loc[:2] == ["training", "lr_schedule"] and loc[2] in SCHEDULE_MODELS:
+        del loc[2]
     loc = [
         p
         for p in loc
@@ -416,9 +543,13 @@ def format_validation_error(e: ValidationError, data: dict) -> str:
     if kind == "missing":
         return f"{path}: required key is missing"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        names = ", ".join(OPTIMIZER_MODELS)
+        what, models = (
+            ("lr schedule", SCHEDULE_MODELS)
+            if path.endswith("lr_schedule")
+            else ("optimizer", OPTIMIZER_MODELS)
+        )
         tag = ctx.get("tag")
-        return f"{path}.name: unknown optimizer {tag!r}{_did_you_mean(tag, OPTIMIZER_MODELS)}; expected one of {names}"
+        return f"{path}.name: unknown {what} {tag!r}{_did_you_mean(tag, models)}; expected one of {', '.join(models)}"
     if kind == "value_error":
         msg = str(ctx.get("error", err["msg"]))
         return msg if re.match(r"^[\w.\[\]]+: ", msg) else (f"{path}: {msg}" if path else msg)

@@ -55,30 +55,79 @@ def _clean(obj):
     return obj
 
 
-def _epoch_columns(record: dict) -> list[str]:
-    return [k for k in record if k != "epoch"]
+MAIN_COLUMNS = (
+    "train_loss",
+    "train_accuracy",
+    "train_r2",
+    "val_loss",
+    "val_accuracy",
+    "val_r2",
+    "lr",
+)
+BLOCKS = "▁▂▃▄▅▆▇█"
+STRIP_DECADES = 8  # the strip spans this many orders of magnitude below the largest norm
+
+
+def grad_norms(record: dict) -> list[float]:
+    norms, l = [], 0
+    while f"grad_norm_{l}" in record:
+        norms.append(record[f"grad_norm_{l}"])
+        l += 1
+    return norms
+
+
+def grad_strip(norms: list[float]) -> str:
+    """One block per layer, height log10(norm) over the last STRIP_DECADES decades: ▁ tiny, █ largest."""
+    finite = [g for g in norms if g > 0 and math.isfinite(g)]
+    if not finite:
+        return ""
+    top = math.log10(max(finite))
+    out = []
+    for g in norms:
+        if not (g > 0 and math.isfinite(g)):
+            out.append(" ")
+            continue
+        frac = 1 - min(STRIP_DECADES, top - math.log10(g)) / STRIP_DECADES
+        out.append(BLOCKS[min(len(BLOCKS) - 1, int(frac * len(BLOCKS)))])
+    return "".join(out)
+
+
+def _main_columns(record: dict) -> list[str]:
+    return [k for k in MAIN_COLUMNS if k in record] + ["time_s"]
 
 
 def _epoch_table(rows: list[dict], epochs: int) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("epoch", justify="right")
-    cols = _epoch_columns(rows[0]) if rows else []
+    cols = _main_columns(rows[0]) if rows else []
     for c in cols:
         table.add_column(c, justify="right")
-    best = (
-        min((r["val_loss"] if not math.isnan(r["val_loss"]) else r["train_loss"]) for r in rows)
-        if rows
-        else None
-    )
+    table.add_column("grad norms by layer", justify="left")
+    best = min((_key(r) for r in rows), default=None)
     for r in rows[-MAX_LIVE_ROWS:]:
-        key = r["val_loss"] if not math.isnan(r["val_loss"]) else r["train_loss"]
-        style = "green" if key == best else None
+        norms = grad_norms(r)
+        strip = f"{grad_strip(norms)} {fmt(min(norms))}..{fmt(max(norms))}" if norms else ""
         table.add_row(
             f"{r['epoch']}/{epochs}",
             *(fmt(r[c]) if c != "time_s" else f"{r[c]:.2f}s" for c in cols),
-            style=style,
+            strip,
+            style="green" if _key(r) == best else None,
         )
     return table
+
+
+def _key(r: dict) -> float:
+    return r["val_loss"] if not math.isnan(r["val_loss"]) else r["train_loss"]
+
+
+def plain_line(record: dict, epochs: int) -> str:
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    parts += [f"{k} {fmt(record[k])}" for k in MAIN_COLUMNS if k in record]
+    parts.append(f"{record['time_s']:.2f}s")
+    norms = grad_norms(record)
+    if norms:
+        parts.append("grad_norms " + "/".join(f"{g:.1e}" for g in norms))
+    return "  ".join(parts)
 
 
 def render_training(
@@ -91,7 +140,9 @@ def render_training(
     """Show each epoch record as it arrives; passes the records on.
 
     ``progress_hook`` is a one-element list the caller's training loop calls through,
-    (done, total) per batch; it is filled here for the live mode.
+    (done, total) per batch; it is filled here for the live mode. Warnings (vanishing or
+    exploding gradients, rollbacks) are shown once, as they come: on stderr in plain mode,
+    above the live table on a terminal, as ``{"event": "warning"}`` lines with --json.
     """
     console = console or Console()
     if mode == "live":
@@ -116,6 +167,10 @@ def render_training(
             Group(_epoch_table(rows, epochs), progress), console=console, refresh_per_second=8
         ) as live:
             for record in records:
+                for w in record.get("warnings", []):
+                    live.console.print(
+                        f"[bold yellow]warning:[/] {w}", soft_wrap=True, highlight=False
+                    )
                 rows.append(record)
                 state["epoch"] = record["epoch"] + 1
                 live.update(Group(_epoch_table(rows, epochs), progress))
@@ -125,15 +180,13 @@ def render_training(
         return
     for record in records:
         if mode == "plain":
-            parts = [f"epoch {record['epoch']}/{epochs}"]
-            parts += [
-                f"{k} {fmt(v)}" if k != "time_s" else f"{v:.2f}s"
-                for k, v in record.items()
-                if k != "epoch"
-            ]
-            print("  ".join(parts), flush=True)
+            for w in record.get("warnings", []):
+                print(f"warning: {w}", file=sys.stderr, flush=True)
+            print(plain_line(record, epochs), flush=True)
         elif mode == "json":
-            json_line({"event": "epoch", **record})
+            for w in record.get("warnings", []):
+                json_line({"event": "warning", "epoch": record["epoch"], "message": w})
+            json_line({"event": "epoch", **{k: v for k, v in record.items() if k != "warnings"}})
         yield record
 
 
@@ -147,8 +200,12 @@ def training_summary(summary: dict, mode: str, console: Console | None = None) -
     test = summary.get("test") or {}
     metric = "accuracy" if summary["task"] == "classification" else "r2"
     lines = [
-        f"stopped: {summary['stop_reason']} after {summary['epochs']} epoch(s) in {summary['time_s']:.2f}s"
+        f"stopped: {summary['stop_reason'].replace('_', ' ')} after {summary['epochs']} epoch(s) in {summary['time_s']:.2f}s"
     ]
+    if summary.get("restored_best"):
+        lines.append(
+            f"restored the best epoch's weights (epoch {summary['best'].get('epoch')}) into weights.npz"
+        )
     best = summary.get("best") or {}
     if best:
         lines.append(
@@ -166,6 +223,14 @@ def training_summary(summary: dict, mode: str, console: Console | None = None) -
     )
     for line in lines:
         console.print(line, soft_wrap=True)
+
+
+def note(message: str, mode: str) -> None:
+    """A one-off message: a JSON line with --json, nothing with --quiet, else a plain line."""
+    if mode == "json":
+        json_line({"event": "note", "message": message})
+    elif mode != "quiet":
+        print(message)
 
 
 def print_error(message: str) -> None:

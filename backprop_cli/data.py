@@ -23,7 +23,7 @@ FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz")
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators for each use of randomness, all from one seed."""
-    names = ("data", "split", "init", "shuffle")
+    names = ("data", "split", "init", "shuffle", "dropout")  # appending keeps the earlier streams
     return {
         n: np.random.default_rng(s)
         for n, s in zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True)

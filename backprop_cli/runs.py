@@ -229,6 +229,18 @@ def _read_spec(path: Path, headers) -> dict:
     for a in acts:
         if a not in ACTIVATIONS:
             raise WeightsError(f"{path}: the spec names unknown activation {a!r}")
+    residual = spec.get("residual", [False] * len(acts))
+    if (
+        not isinstance(residual, list)
+        or len(residual) != len(acts)
+        or not all(isinstance(r, bool) for r in residual)
+    ):
+        raise WeightsError(f"{path}: the spec's residual list is malformed")
+    for i, r in enumerate(residual):
+        if r and (sizes[i] != sizes[i + 1] or i == len(acts) - 1):
+            raise WeightsError(
+                f"{path}: the spec marks layer {i} residual, but its widths do not allow it"
+            )
     if spec.get("dtype") not in FLOAT_DTYPES:
         raise WeightsError(
             f"{path}: the spec's dtype must be float32 or float64 (got {spec.get('dtype')!r})"
@@ -251,7 +263,45 @@ def network_from_weights(spec: dict, arrays: dict[str, np.ndarray]):
     """A Network with the stored parameters, in the spec's dtype."""
     from .nn.network import Network
 
-    net = Network(spec["sizes"], spec["activations"], dtype=spec["dtype"])
+    residual = spec.get("residual") or [False] * (len(spec["sizes"]) - 1)
+    net = Network(spec["sizes"], spec["activations"], dtype=spec["dtype"], residual=residual)
     for name, t in zip(net.tensor_names(), net.tensors(), strict=True):
         t[...] = arrays[name]
     return net
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], state: dict) -> None:
+    """The training state: flat arrays plus one JSON string (epoch, RNG states, schedule, rows)."""
+    write_npz(path, {**arrays, "state": np.array(json.dumps(state, default=_json_default))})
+
+
+def load_checkpoint(path: Path, net, opt, need_best: bool) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, state) of a checkpoint, each array checked against the network and optimizer."""
+    expected = {"params": net.params.shape, **{f"opt_{k}": v.shape for k, v in opt.state.items()}}
+    if need_best:
+        expected["best_params"] = net.params.shape
+    try:
+        headers = _npz_headers(path)
+        for name, shape in expected.items():
+            if name not in headers:
+                raise WeightsError(
+                    f"{path}: array {name!r} is missing; the checkpoint is not from this config"
+                )
+            got, dtype = headers[name]
+            if got != shape or dtype != net.dtype:
+                raise WeightsError(
+                    f"{path}: {name} has shape {got} {dtype}, this config needs {shape} {net.dtype}"
+                )
+        if "state" not in headers or headers["state"][1].kind != "U":
+            raise WeightsError(f"{path}: no training state; not a backprop checkpoint")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in expected}
+            state = json.loads(str(z["state"]))
+    except WeightsError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise WeightsError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    return arrays, state

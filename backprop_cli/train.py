@@ -1,17 +1,20 @@
-"""Training: the mini-batch loop, and a run that builds it from a config and keeps its files.
+"""Training: the mini-batch loop with its controls, and a run that keeps its files.
 
-The loop yields one record (a dict) per epoch; it never prints. ``Run`` validates the
-config against the data before any file is written, then writes the run directory as
-training goes: metrics.csv, weights.npz and checkpoint.npz after every epoch.
+``Trainer`` owns everything that changes while training (parameters, optimizer state,
+learning-rate schedule, early stopping, random generators) and yields one record (a
+dict) per epoch; it never prints. Its ``state_dict`` is the checkpoint, so a resumed run
+continues bit for bit where it stopped. ``Run`` builds a Trainer from a config, checks
+the config against the data before any file is written, then writes the run directory as
+training goes.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +28,14 @@ from .metrics import accuracy, r2_score
 from .nn.losses import Loss, get_loss
 from .nn.network import Network
 from .nn.optimizers import Optimizer, make_optimizer
+from .nn.schedules import Schedule
 
 Progress = Callable[[int, int], None]
+
+# A layer's gradient norm this many times below the output layer's is "vanishing", this
+# many times above it "exploding" (1e-3: three orders of magnitude).
+VANISHING_RATIO = 1e-3
+EXPLODING_RATIO = 1e3
 
 
 class StopRequest:
@@ -55,44 +64,192 @@ def evaluate(
     return float(value), metric
 
 
-def train_epochs(
-    net: Network,
-    opt: Optimizer,
-    loss: Loss,
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int | None,
-    shuffle: bool,
-    rng: np.random.Generator,
-    task: str,
-    val: tuple[np.ndarray, np.ndarray] | None = None,
-    start_epoch: int = 1,
-    progress: Progress | None = None,
-) -> Iterator[dict]:
-    """Mini-batch gradient descent, one record per epoch.
+class EarlyStopping:
+    """Tracks the best value of a metrics column; ``wait`` epochs without improvement stop training."""
 
-    X (n, n_features), y encoded targets. ``batch_size`` None is full-batch GD, 1 is
-    stochastic GD (BACKPROP.md 7.5). Each epoch draws one permutation from ``rng`` and
-    gathers each batch's rows into a preallocated buffer. A non-finite loss restores the
-    parameters of the epoch's start and raises DivergenceError.
+    def __init__(self, monitor: str, mode: str, patience: int, min_delta: float):
+        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = 0
+        self.wait = 0
+
+    def update(self, epoch: int, value: float) -> tuple[bool, bool]:
+        """(improved, stop) after an epoch whose monitored value is ``value``."""
+        better = (
+            value < self.best - self.min_delta
+            if self.mode == "min"
+            else value > self.best + self.min_delta
+        )
+        if better and math.isfinite(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return True, False
+        self.wait += 1
+        return False, self.wait >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+
+
+class Trainer:
+    """Mini-batch gradient descent with schedules, clipping, early stopping and a NaN guard.
+
+    X (n, n_features) and y (encoded targets) are the training rows. ``batch_size`` None is
+    full-batch GD, 1 stochastic GD (BACKPROP.md 7.5). Each epoch draws one permutation from
+    the shuffle generator and gathers each batch's rows into a preallocated buffer.
     """
-    n = len(X)
-    bs = n if batch_size is None else min(batch_size, n)
-    n_batches = math.ceil(n / bs)
-    xbuf = np.empty((bs, X.shape[1]), dtype=X.dtype)
-    ybuf = np.empty((bs, *y.shape[1:]), dtype=y.dtype)
-    y64 = y.reshape(n, -1).astype(np.float64) if task == "regression" else None
-    ss_tot = ((y64 - y64.mean(axis=0)) ** 2).sum(axis=0) if y64 is not None else None
-    start_params = np.empty_like(net.params)
-    for epoch in range(start_epoch, epochs + 1):
+
+    def __init__(
+        self,
+        net: Network,
+        opt: Optimizer,
+        loss: Loss,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        task: str,
+        epochs: int,
+        batch_size: int | None,
+        shuffle: bool,
+        rngs: dict[str, np.random.Generator],
+        val: tuple[np.ndarray, np.ndarray] | None = None,
+        schedule: Schedule | None = None,
+        schedule_monitor: str = "val_loss",
+        early: EarlyStopping | None = None,
+        restore_best: bool = True,
+        clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None,
+        on_divergence: str = "stop",
+        max_rollbacks: int = 3,
+    ):
+        self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
+        self.epochs, self.shuffle, self.rngs = epochs, shuffle, rngs
+        self.val = val if val is not None and len(val[0]) else None
+        self.batch_size = len(X) if batch_size is None else min(batch_size, len(X))
+        self.schedule = schedule or Schedule(opt.lr)
+        self.schedule_monitor = schedule_monitor
+        self.early, self.restore_best = early, restore_best
+        self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
+        self.on_divergence, self.max_rollbacks = on_divergence, max_rollbacks
+        self.epoch = 0  # completed epochs
+        self.rollbacks = 0
+        self.warned: list[str] = []
+        self.stopped_early = False
+        self.best_params = net.params.copy() if early is not None else None
+        self.slices = net.layer_slices()
+        self._pending_warnings: list[str] = []
+
+    # ------------------------------------------------------------------ state (the checkpoint)
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON-able state): everything needed to continue exactly from here."""
+        arrays = {"params": self.net.params}
+        arrays |= {f"opt_{k}": v for k, v in self.opt.state.items()}
+        if self.best_params is not None:
+            arrays["best_params"] = self.best_params
+        state = {
+            "epoch": self.epoch,
+            "opt_t": self.opt.t,
+            "lr": self.opt.lr,
+            "schedule": self.schedule.state_dict(),
+            "early": self.early.state_dict() if self.early else None,
+            "stopped_early": self.stopped_early,
+            "rollbacks": self.rollbacks,
+            "warned": self.warned,
+            "rngs": {k: g.bit_generator.state for k, g in self.rngs.items()},
+        }
+        return arrays, state
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], state: dict) -> None:
+        np.copyto(self.net.params, arrays["params"])
+        self.opt.load_state_dict(
+            {"t": state["opt_t"], **{k: arrays[f"opt_{k}"] for k in self.opt.state}}
+        )
+        self.opt.lr = state["lr"]
+        if self.best_params is not None and "best_params" in arrays:
+            np.copyto(self.best_params, arrays["best_params"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.early and state["early"]:
+            self.early.load_state_dict(state["early"])
+        self.epoch, self.stopped_early = state["epoch"], state["stopped_early"]
+        self.rollbacks, self.warned = state["rollbacks"], list(state["warned"])
+        for k, g in self.rngs.items():
+            g.bit_generator.state = state["rngs"][k]
+
+    def _snapshot(self):
+        return (
+            self.net.params.copy(),
+            {k: v.copy() for k, v in self.opt.state.items()},
+            self.opt.t,
+            {k: g.bit_generator.state for k, g in self.rngs.items()},
+        )
+
+    def _restore(self, snap) -> None:
+        params, opt_state, t, rng_states = snap
+        np.copyto(self.net.params, params)
+        for k, v in opt_state.items():
+            np.copyto(self.opt.state[k], v)
+        self.opt.t = t
+        for k, g in self.rngs.items():
+            g.bit_generator.state = rng_states[k]
+
+    # ------------------------------------------------------------------ the loop
+
+    @property
+    def done(self) -> bool:
+        return self.stopped_early or self.epoch >= self.epochs
+
+    def run(self, progress: Progress | None = None) -> Iterator[dict]:
+        """Train until ``epochs`` or early stopping; one record per epoch."""
+        while not self.done:
+            snap = self._snapshot()
+            while True:
+                try:
+                    record = self._epoch(self.epoch + 1, progress)
+                    break
+                except DivergenceError as e:
+                    self._restore(snap)
+                    if self.on_divergence != "rollback" or self.rollbacks >= self.max_rollbacks:
+                        if self.on_divergence == "rollback":
+                            e.args = (
+                                f"{e.args[0]} (after {self.rollbacks} rollback(s), the most allowed)",
+                            )
+                        raise
+                    self.rollbacks += 1
+                    self.schedule.scale *= 0.5
+                    self.warned.append(
+                        f"rollback {self.rollbacks}: {e.args[0]}; retrying epoch "
+                        f"{self.epoch + 1} from the last good state with the lr halved"
+                    )
+                    self._pending_warnings = [self.warned[-1]]
+            self.epoch += 1
+            self._after_epoch(record)
+            yield record
+        if (
+            self.best_params is not None
+            and self.restore_best
+            and self.early
+            and self.early.best_epoch
+        ):
+            np.copyto(self.net.params, self.best_params)
+
+    def _epoch(self, epoch: int, progress: Progress | None) -> dict:
+        net, opt, loss, X, y = self.net, self.opt, self.loss, self.X, self.y
         t0 = time.perf_counter()
-        np.copyto(start_params, net.params)
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        total_loss = 0.0
-        correct = 0
+        n, bs = len(X), self.batch_size
+        n_batches = math.ceil(n / bs)
+        opt.lr = self.schedule.lr(epoch - 1)
+        start = net.params.copy()
+        xbuf = np.empty((bs, X.shape[1]), dtype=X.dtype)
+        ybuf = np.empty((bs, *y.shape[1:]), dtype=y.dtype)
+        order = self.rngs["shuffle"].permutation(n) if self.shuffle else np.arange(n)
+        total_loss, correct = 0.0, 0
         ss_res = np.zeros(y.shape[1] if y.ndim == 2 else 1)
+        grad_sq = np.zeros(net.n_layers)
+        clipped = 0
+        dropout = net.has_dropout
         # Overflow on the way to a non-finite loss is caught below, with a clear message.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for b in range(n_batches):
@@ -101,45 +258,127 @@ def train_epochs(
                 m = len(idx)
                 xb = np.take(X, idx, axis=0, out=xbuf[:m])
                 yb = np.take(y, idx, axis=0, out=ybuf[:m])
-                value = net.loss_and_grad(xb, yb, loss)
-                if not math.isfinite(value):
-                    np.copyto(net.params, start_params)
+                if dropout:
+                    net.sample_masks(m, self.rngs["dropout"])
+                value = net.loss_and_grad(xb, yb, loss, train=True)
+                norms = [float(np.dot(net.grads[s], net.grads[s])) for s in self.slices]
+                if not (math.isfinite(value) and math.isfinite(sum(norms))):
+                    where = net.first_nonfinite_layer() or "the loss"
                     raise DivergenceError(
-                        f"training diverged at epoch {epoch}, batch {b + 1}: the loss is {value}; "
-                        f"weights kept from the end of epoch {epoch - 1}. Try a lower optimizer.lr "
-                        "or float64"
+                        f"training diverged at epoch {epoch}, batch {b + 1}: the loss is {value:.4g}, "
+                        f"first non-finite at {where}; the files keep epoch {epoch - 1}. Lower "
+                        "optimizer.lr, set training.clip_grad_norm, or training.on_divergence: rollback"
                     )
+                grad_sq += norms
                 total_loss += value * m
                 out = net.output()
-                if task == "classification":
+                if self.task == "classification":
                     correct += int(accuracy(yb, out) * m + 0.5)
                 else:
                     ss_res += ((yb.reshape(m, -1) - out) ** 2).sum(axis=0)
+                if self.clip_grad_norm is not None:
+                    # torch.nn.utils.clip_grad_norm_: scale by max_norm / (total_norm + 1e-6) when < 1
+                    coef = self.clip_grad_norm / (math.sqrt(sum(norms)) + 1e-6)
+                    if coef < 1.0:
+                        net.grads *= coef
+                        clipped += 1
+                if self.clip_grad_value is not None:
+                    np.clip(net.grads, -self.clip_grad_value, self.clip_grad_value, out=net.grads)
                 opt.step()
                 if progress is not None:
                     progress(b + 1, n_batches)
-        record = {"epoch": epoch, "train_loss": total_loss / n}
-        if task == "classification":
+        record: dict = {"epoch": epoch, "train_loss": total_loss / n}
+        metric = "accuracy" if self.task == "classification" else "r2"
+        if self.task == "classification":
             record["train_accuracy"] = correct / n
         else:
+            yv = y.reshape(n, -1).astype(np.float64)
+            ss_tot = ((yv - yv.mean(axis=0)) ** 2).sum(axis=0)
             safe = np.where(ss_tot > 0, ss_tot, 1.0)
             record["train_r2"] = float(np.mean(np.where(ss_tot > 0, 1 - ss_res / safe, 1.0)))
-        if val is not None and len(val[0]):
-            vl, vm = evaluate(net, loss, val[0], val[1], task)
-            record["val_loss"] = vl
-            record["val_accuracy" if task == "classification" else "val_r2"] = vm
+        if self.val is not None:
+            record["val_loss"], record[f"val_{metric}"] = evaluate(net, loss, *self.val, self.task)
         else:
-            record["val_loss"] = float("nan")
-            record["val_accuracy" if task == "classification" else "val_r2"] = float("nan")
+            record["val_loss"], record[f"val_{metric}"] = float("nan"), float("nan")
         record["lr"] = opt.lr
         record["time_s"] = time.perf_counter() - t0
-        yield record
+        # Per-layer diagnostics: the mean gradient norm over the epoch's batches (before
+        # clipping), the weight norm, and how far the epoch moved the weights relative to them.
+        grad_norms = np.sqrt(grad_sq / n_batches)
+        for l in range(net.n_layers):
+            record[f"grad_norm_{l}"] = float(grad_norms[l])
+        for l, s in enumerate(self.slices):
+            record[f"weight_norm_{l}"] = float(np.linalg.norm(net.params[s]))
+        for l, s in enumerate(self.slices):
+            before = float(np.linalg.norm(start[s]))
+            moved = float(np.linalg.norm(net.params[s] - start[s]))
+            record[f"update_ratio_{l}"] = moved / before if before > 0 else float("nan")
+        if self.clip_grad_norm is not None:
+            record["clipped_batches"] = clipped
+        return record
+
+    def _after_epoch(self, record: dict) -> None:
+        epoch = record["epoch"]
+        warnings, self._pending_warnings = self._pending_warnings, []
+        warnings += self._gradient_warnings(record)
+        if warnings:
+            record["warnings"] = warnings
+        self.schedule.observe(epoch, record.get(self.schedule_monitor, float("nan")))
+        if self.early is not None:
+            improved, stop = self.early.update(epoch, record.get(self.early.monitor, float("nan")))
+            if improved:
+                np.copyto(self.best_params, self.net.params)
+            if stop:
+                self.stopped_early = True
+
+    def _gradient_warnings(self, record: dict) -> list[str]:
+        """Vanishing or exploding gradients, each said once per run with the remedies that apply."""
+        L = self.net.n_layers
+        out_norm = record[f"grad_norm_{L - 1}"]
+        if L < 2 or not out_norm > 0:
+            return []
+        found = []
+        for l in range(L - 1):
+            ratio = record[f"grad_norm_{l}"] / out_norm
+            if ratio < VANISHING_RATIO and "vanishing" not in self.warned:
+                acts = sorted(
+                    {
+                        a
+                        for a in self.net.activation_names[:-1]
+                        if a in ("sigmoid", "tanh", "softmax")
+                    }
+                )
+                found.append(
+                    f"vanishing gradients: layer {l}'s gradient norm is {ratio:.1e} of the output layer's "
+                    f"(epoch {record['epoch']}); the layers before it barely learn. Remedies: relu with "
+                    f"init: he{' instead of ' + '/'.join(acts) if acts else ''}, residual: true on "
+                    "equal-width layers, fewer layers"
+                )
+                self.warned.append("vanishing")
+            if ratio > EXPLODING_RATIO and "exploding" not in self.warned:
+                found.append(
+                    f"exploding gradients: layer {l}'s gradient norm is {ratio:.1e} times the output layer's "
+                    f"(epoch {record['epoch']}). Remedies: a lower optimizer.lr, training.clip_grad_norm, "
+                    "a smaller init (init: xavier, or a smaller init_scale), weight_decay"
+                )
+                self.warned.append("exploding")
+        return found
+
+
+# ---------------------------------------------------------------------------- building a run
 
 
 def build_network(cfg: Config, n_inputs: int, rng: np.random.Generator) -> Network:
-    sizes = [n_inputs] + [layer.units for layer in cfg.model.layers]
-    net = Network(sizes, [layer.activation for layer in cfg.model.layers], dtype=cfg.model.dtype)
-    net.init(cfg.model.init, rng, cfg.model.init_scale)
+    layers = cfg.model.layers
+    sizes = [n_inputs] + [layer.units for layer in layers]
+    net = Network(
+        sizes,
+        [layer.activation for layer in layers],
+        dtype=cfg.model.dtype,
+        dropout=[layer.dropout for layer in layers],
+        residual=[layer.residual for layer in layers],
+    )
+    net.init(cfg.model.init, rng, cfg.model.init_scale, per_layer=[layer.init for layer in layers])
     return net
 
 
@@ -149,8 +388,31 @@ def build_optimizer(cfg: Config, net: Network) -> Optimizer:
     return make_optimizer(name, net.params, net.grads, **hyper)
 
 
+def build_schedule(cfg: Config) -> Schedule:
+    t = cfg.training
+    params = t.lr_schedule.model_dump() if t.lr_schedule else {"name": "constant"}
+    name = params.pop("name")
+    params.pop("monitor", None)
+    warm = t.warmup
+    return Schedule(
+        cfg.optimizer.lr,
+        name,
+        warmup_iters=warm.total_iters if warm else 0,
+        warmup_start_factor=warm.start_factor if warm else 1.0,
+        **params,
+    )
+
+
+def metric_columns(cfg: Config, n_layers: int) -> list[str]:
+    m = "accuracy" if cfg.task == "classification" else "r2"
+    cols = ["train_loss", f"train_{m}", "val_loss", f"val_{m}", "lr"]
+    return cols + [
+        f"{k}_{l}" for k in ("grad_norm", "weight_norm", "update_ratio") for l in range(n_layers)
+    ]
+
+
 def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
-    """The output layer must fit the data: one unit per class, or per target column."""
+    """Checks that need the data: output units, residual widths, monitored columns."""
     last = len(cfg.model.layers) - 1
     units = cfg.model.layers[-1].units
     where = f"{source}: model.layers[{last}].units"
@@ -164,6 +426,30 @@ def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
             f"{where}: the output layer has {units} unit(s) but the data has "
             f"{prep.n_outputs} target column(s); set units: {prep.n_outputs}"
         )
+    first = cfg.model.layers[0]
+    if first.residual and first.units != prep.n_features:
+        raise ConfigError(
+            f"{source}: model.layers[0].residual: a residual layer adds its input, so its units "
+            f"must equal the number of features ({prep.n_features}); got {first.units}"
+        )
+    columns = metric_columns(cfg, len(cfg.model.layers))
+    t = cfg.training
+    watched = []
+    if t.early_stopping:
+        watched.append(("training.early_stopping.monitor", t.early_stopping.monitor))
+    if t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau":
+        watched.append(("training.lr_schedule.monitor", t.lr_schedule.monitor))
+    for key, col in watched:
+        if col not in columns:
+            raise ConfigError(
+                f"{source}: {key}: {col!r} is not a metrics.csv column; expected one of "
+                f"{', '.join(columns[:5])}, grad_norm_0, ..."
+            )
+        if col.startswith("val_") and len(prep.X["val"]) == 0:
+            raise ConfigError(
+                f"{source}: {key}: {col} needs a validation split; set data.validation > 0 "
+                "or monitor a train_ column"
+            )
 
 
 def load_prepared(data_cfg: dict, loss: str, seed: int, dtype, where: str) -> Prepared:
@@ -187,6 +473,7 @@ def weights_spec(cfg: Config, prep: Prepared, net: Network, epoch: int) -> dict:
         "name": cfg.name,
         "sizes": net.sizes,
         "activations": net.activation_names,
+        "residual": net.residual,
         "loss": cfg.loss,
         "dtype": cfg.model.dtype,
         "task": prep.task,
@@ -200,37 +487,103 @@ def weights_spec(cfg: Config, prep: Prepared, net: Network, epoch: int) -> dict:
     }
 
 
-@dataclass
+# Keys a resume may change: only how long to train.
+RESUMABLE_CHANGES = {("training", "epochs")}
+
+
+def _config_differences(old, new, path=()) -> list[tuple[str, object, object]]:
+    """(key path, old, new) for every leaf that differs, except the keys a resume may change."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in dict.fromkeys([*old, *new]):
+            out += _config_differences(old.get(k), new.get(k), (*path, k))
+        return out
+    if (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and len(old) == len(new)
+        and path != ("optimizer", "betas")
+    ):
+        return [
+            d
+            for i, (o, n) in enumerate(zip(old, new, strict=True))
+            for d in _config_differences(o, n, (*path, i))
+        ]
+    if old != new and path not in RESUMABLE_CHANGES and path != ("output", "dir"):
+        key = "".join(
+            f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path)
+        )
+        return [(key, old, new)]
+    return []
+
+
 class Run:
     """One training run: everything checked before the first file, then files every epoch."""
 
-    cfg: Config
-    source: str
-    out: str | None = None
-    init_from: str | None = None
-    prep: Prepared = field(init=False)
-    net: Network = field(init=False)
-    opt: Optimizer = field(init=False)
-    dir: Path | None = field(init=False, default=None)
-    rows: list[dict] = field(init=False, default_factory=list)
-    stop_reason: str = field(init=False, default="")
-
-    def __post_init__(self):
-        cfg = self.cfg
+    def __init__(
+        self,
+        cfg: Config,
+        source: str,
+        out: str | None = None,
+        init_from: str | None = None,
+        resume: bool = False,
+    ):
+        self.cfg, self.source, self.out, self.init_from = cfg, source, out, init_from
+        self.dir: Path | None = None
+        self.rows: list[dict] = []
+        self.stop_reason = ""
+        self.summary_data: dict | None = None
         self.rngs = streams(cfg.seed)
         self.prep = load_prepared(
-            cfg.data.model_dump(), cfg.loss, cfg.seed, cfg.model.dtype, self.source
+            cfg.data.model_dump(), cfg.loss, cfg.seed, cfg.model.dtype, source
         )
-        check_against_data(cfg, self.prep, self.source)
+        check_against_data(cfg, self.prep, source)
         self.loss = get_loss(cfg.loss)
         self.net = build_network(cfg, self.prep.n_features, self.rngs["init"])
-        if self.init_from:
-            self._load_init(self.init_from)
+        if init_from:
+            self._load_init(init_from)
         self.opt = build_optimizer(cfg, self.net)
+        t = cfg.training
+        es = t.early_stopping
+        sched_monitor = (
+            t.lr_schedule.monitor
+            if t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau"
+            else "val_loss"
+        )
+        self.trainer = Trainer(
+            self.net,
+            self.opt,
+            self.loss,
+            self.prep.X["train"],
+            self.prep.y["train"],
+            task=self.prep.task,
+            epochs=t.epochs,
+            batch_size=cfg.batch_size,
+            shuffle=t.shuffle,
+            rngs=self.rngs,
+            val=(self.prep.X["val"], self.prep.y["val"]),
+            schedule=build_schedule(cfg),
+            schedule_monitor=sched_monitor,
+            early=EarlyStopping(es.monitor, es.resolved_mode, es.patience, es.min_delta)
+            if es
+            else None,
+            restore_best=es.restore_best if es else False,
+            clip_grad_norm=t.clip_grad_norm,
+            clip_grad_value=t.clip_grad_value,
+            on_divergence=t.on_divergence,
+            max_rollbacks=t.max_rollbacks,
+        )
+        if resume:
+            self._resume()
 
     def _load_init(self, path: str) -> None:
         spec, arrays = runs.load_weights(path)
-        if spec["sizes"] != self.net.sizes or spec["activations"] != self.net.activation_names:
+        residual = spec.get("residual") or [False] * (len(spec["sizes"]) - 1)
+        if (spec["sizes"], spec["activations"], residual) != (
+            self.net.sizes,
+            self.net.activation_names,
+            self.net.residual,
+        ):
             raise WeightsError(
                 f"{path}: --init-from needs the same architecture: the file has sizes {spec['sizes']} "
                 f"({', '.join(spec['activations'])}), the config {self.net.sizes} ({', '.join(self.net.activation_names)})"
@@ -238,8 +591,44 @@ class Run:
         for name, t in zip(self.net.tensor_names(), self.net.tensors(), strict=True):
             t[...] = arrays[name]
 
+    # ------------------------------------------------------------------ resume
+
+    def _resume(self) -> None:
+        if not self.out:
+            raise ConfigError("--resume needs --out DIR, the run directory to continue")
+        d = Path(self.out)
+        ckpt, cfg_file = d / "checkpoint.npz", d / "config.yaml"
+        if not ckpt.is_file() or not cfg_file.is_file():
+            raise WeightsError(f"{d}: no checkpoint.npz and config.yaml to resume from")
+        try:
+            old = yaml.safe_load(cfg_file.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{cfg_file}: cannot read the run's config ({e})") from None
+        diffs = _config_differences(old, self.cfg.resolved())
+        if diffs:
+            key, was, now = diffs[0]
+            raise ConfigError(
+                f"{self.source}: {key}: cannot resume {d} with a changed config "
+                f"(the run has {was!r}, the config {now!r}); only training.epochs may change"
+            )
+        arrays, state = runs.load_checkpoint(
+            ckpt, self.net, self.opt, self.trainer.best_params is not None
+        )
+        if state.get("config_sha256_model") not in (None, _model_digest(self.cfg)):
+            raise ConfigError(
+                f"{ckpt}: the checkpoint belongs to another model or data; start a new run"
+            )
+        self.trainer.load_state_dict(arrays, state)
+        self.rows = state["rows"][: state["epoch"]]
+        self.dir = d
+        self.resumed_from = state["epoch"]
+
+    # ------------------------------------------------------------------ files
+
     def start(self) -> Path:
-        """Create the run directory and write the resolved config."""
+        """Create the run directory and write the resolved config (a resumed run keeps its own)."""
+        if self.dir is not None:
+            return self.dir
         self.dir = runs.new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
         runs.write_text(
             self.dir / "config.yaml", yaml.safe_dump(self.cfg.resolved(), sort_keys=False)
@@ -249,51 +638,34 @@ class Run:
     def spec(self, epoch: int) -> dict:
         return weights_spec(self.cfg, self.prep, self.net, epoch)
 
-    def save(self, epoch: int) -> None:
+    def save(self) -> None:
+        """weights.npz, checkpoint.npz, then metrics.csv: each atomic; the checkpoint holds the rows too."""
         assert self.dir is not None
-        runs.write_metrics(self.dir / "metrics.csv", self.rows)
+        tr = self.trainer
         runs.save_weights(
-            self.dir / "weights.npz", self.net, self.spec(epoch), self.prep.mean, self.prep.scale
+            self.dir / "weights.npz", self.net, self.spec(tr.epoch), self.prep.mean, self.prep.scale
         )
-        state = {f"opt_{k}": np.asarray(v) for k, v in self.opt.state_dict().items()}
-        runs.write_npz(
-            self.dir / "checkpoint.npz",
-            {
-                "params": self.net.params,
-                "epoch": np.asarray(epoch),
-                **state,
-                "config_digest": np.array(self.cfg.digest()),
-            },
+        arrays, state = tr.state_dict()
+        state |= {"rows": self.rows, "config_sha256_model": _model_digest(self.cfg)}
+        runs.save_checkpoint(self.dir / "checkpoint.npz", arrays, state)
+        runs.write_metrics(
+            self.dir / "metrics.csv",
+            [{k: v for k, v in r.items() if k != "warnings"} for r in self.rows],
         )
 
     def epochs(self, progress: Progress | None = None) -> Iterator[dict]:
         """Train, yielding each epoch's record after its files are written."""
-        cfg, prep = self.cfg, self.prep
         self.t0 = time.perf_counter()
-        loop = train_epochs(
-            self.net,
-            self.opt,
-            self.loss,
-            prep.X["train"],
-            prep.y["train"],
-            epochs=cfg.training.epochs,
-            batch_size=cfg.batch_size,
-            shuffle=cfg.training.shuffle,
-            rng=self.rngs["shuffle"],
-            task=prep.task,
-            val=(prep.X["val"], prep.y["val"]),
-            progress=progress,
-        )
         STOP.active, STOP.requested = True, False
         try:
-            for record in loop:
+            for record in self.trainer.run(progress):
                 self.rows.append(record)
-                self.save(record["epoch"])
+                self.save()
                 STOP.check()
                 yield record
         except DivergenceError:
             self.stop_reason = "diverged"
-            self.save(len(self.rows))
+            self.save()
             self.write_summary()
             raise
         except KeyboardInterrupt:
@@ -301,7 +673,14 @@ class Run:
             raise
         finally:
             STOP.active = False
-        self.stop_reason = "completed"
+        tr = self.trainer
+        self.stop_reason = "early_stopping" if tr.stopped_early else "completed"
+        if tr.early is not None and tr.restore_best and tr.early.best_epoch:
+            # weights.npz becomes the best epoch's; the checkpoint keeps the last state to resume from.
+            spec = self.spec(tr.early.best_epoch) | {"restored_best_epoch": tr.early.best_epoch}
+            runs.save_weights(
+                self.dir / "weights.npz", self.net, spec, self.prep.mean, self.prep.scale
+            )
         self.write_summary()
 
     def interrupted(self) -> None:
@@ -312,14 +691,31 @@ class Run:
 
     def summary(self) -> dict:
         task = self.prep.task
-        metric = "val_accuracy" if task == "classification" else "val_r2"
-        final = self.rows[-1] if self.rows else {}
-        have_val = bool(self.rows) and not math.isnan(self.rows[-1].get("val_loss", float("nan")))
-        best = (
-            min(self.rows, key=lambda r: r["val_loss"] if have_val else r["train_loss"])
-            if self.rows
-            else {}
-        )
+        metric = "accuracy" if task == "classification" else "r2"
+        rows = [
+            {
+                k: v
+                for k, v in r.items()
+                if k
+                in (
+                    "epoch",
+                    "train_loss",
+                    f"train_{metric}",
+                    "val_loss",
+                    f"val_{metric}",
+                    "lr",
+                    "time_s",
+                )
+            }
+            for r in self.rows
+        ]
+        tr = self.trainer
+        if tr.early is not None and tr.early.best_epoch:
+            best_by, best = tr.early.monitor, rows[tr.early.best_epoch - 1]
+        else:
+            have_val = bool(rows) and not math.isnan(rows[-1].get("val_loss", float("nan")))
+            best_by = "val_loss" if have_val else "train_loss"
+            best = min(rows, key=lambda r: r[best_by]) if rows else {}
         test_loss, test_metric = evaluate(
             self.net, self.loss, self.prep.X["test"], self.prep.y["test"], task
         )
@@ -328,16 +724,20 @@ class Run:
             "run_dir": str(self.dir),
             "task": task,
             "stop_reason": self.stop_reason,
-            "epochs": len(self.rows),
+            "epochs": len(rows),
             "time_s": time.perf_counter() - getattr(self, "t0", time.perf_counter()),
-            "final": final,
+            "final": rows[-1] if rows else {},
             "best": best,
-            "best_by": "val_loss" if have_val else "train_loss",
-            "test": {
-                "loss": test_loss,
-                metric.replace("val_", ""): test_metric,
-                "rows": len(self.prep.X["test"]),
-            },
+            "best_by": best_by,
+            "restored_best": bool(
+                tr.early
+                and tr.restore_best
+                and tr.early.best_epoch
+                and self.stop_reason in ("completed", "early_stopping")
+            ),
+            "test": {"loss": test_loss, metric: test_metric, "rows": len(self.prep.X["test"])},
+            "warnings": [w for r in self.rows for w in r.get("warnings", [])],
+            "rollbacks": tr.rollbacks,
             "seed": self.cfg.seed,
             "config_sha256": self.cfg.digest(),
             "parameters": int(self.net.params.size),
@@ -354,6 +754,15 @@ class Run:
             runs.write_json(self.dir / "summary.json", s)
         self.summary_data = s
         return s
+
+
+def _model_digest(cfg: Config) -> str:
+    """What a checkpoint's parameters depend on: the model, the loss, the data and the seed."""
+    import hashlib
+
+    r = cfg.resolved()
+    key = {k: r[k] for k in ("seed", "data", "model", "loss")}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _finite(obj):

@@ -62,6 +62,12 @@ def test_train_json_lines_and_run_files(digits_run, tmp_path):
         "val_accuracy",
         "lr",
         "time_s",
+        "grad_norm_0",
+        "grad_norm_1",
+        "weight_norm_0",
+        "weight_norm_1",
+        "update_ratio_0",
+        "update_ratio_1",
     ]
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[-1]["train_loss"]) == pytest.approx(digits_run[2]["train_loss"])

@@ -99,7 +99,18 @@ def test_resolved_contains_every_default(write_config):
         "weight_decay": 0.0,
         "amsgrad": False,
     }
-    assert r["training"] == {"epochs": 30, "batch_size": 32, "shuffle": True}
+    assert r["training"] == {
+        "epochs": 30,
+        "batch_size": 32,
+        "shuffle": True,
+        "early_stopping": None,
+        "lr_schedule": None,
+        "warmup": None,
+        "clip_grad_norm": None,
+        "clip_grad_value": None,
+        "on_divergence": "stop",
+        "max_rollbacks": 3,
+    }
 
 
 def test_optimizer_shorthand_sgd(write_config):

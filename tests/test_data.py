@@ -104,7 +104,7 @@ def test_split_seeded():
 
 
 def test_streams_deterministic_and_independent():
-    names = ("data", "split", "init", "shuffle")
+    names = ("data", "split", "init", "shuffle", "dropout")
     a, b, other = streams(11), streams(11), streams(12)
     assert set(a) == set(names)
     draws_a = {n: a[n].integers(0, 2**62, 8) for n in names}
