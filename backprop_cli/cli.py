@@ -6,6 +6,7 @@ Heavy modules (numpy, pandas, pydantic) are imported inside the commands so that
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -100,9 +101,14 @@ def train(
         kept = (
             f"epochs 1-{done} are saved in {run.dir}"
             if done
-            else f"no epoch had completed; {run.dir} holds the config"
+            else f"no epoch had completed in {run.dir}"
         )
-        raise Interrupted(f"interrupted during epoch {done + 1}; {kept}") from None
+        again = f"backprop train {config} --out {run.dir} --resume" + "".join(
+            f" --set {shlex.quote(s)}" for s in set_ or []
+        )
+        raise Interrupted(
+            f"interrupted during epoch {done + 1}; {kept}; resume with: {again}"
+        ) from None
     finally:
         if getattr(run, "summary_data", None) is not None:
             console.training_summary(run.summary_data, mode)

@@ -263,7 +263,14 @@ class Trainer:
                 value = net.loss_and_grad(xb, yb, loss, train=True)
                 norms = [float(np.dot(net.grads[s], net.grads[s])) for s in self.slices]
                 if not (math.isfinite(value) and math.isfinite(sum(norms))):
-                    where = net.first_nonfinite_layer() or "the loss"
+                    where = net.first_nonfinite_layer() or next(
+                        (
+                            f"layer {l} (its gradient norm overflows {net.dtype})"
+                            for l, g in enumerate(norms)
+                            if not math.isfinite(g)
+                        ),
+                        "the loss",
+                    )
                     raise DivergenceError(
                         f"training diverged at epoch {epoch}, batch {b + 1}: the loss is {value:.4g}, "
                         f"first non-finite at {where}; the files keep epoch {epoch - 1}. Lower "

@@ -161,7 +161,7 @@ class Network:
         for l, p in enumerate(self.dropout):
             if p:
                 m = buf.mask[l]
-                rng.random(out=m)
+                rng.random(dtype=m.dtype, out=m)
                 np.greater_equal(m, p, out=m)  # 1.0 where kept
                 m *= 1.0 / (1.0 - p)
 

@@ -1,0 +1,161 @@
+"""Never losing work: checkpoints every epoch, interrupts, kill -9, and bit-identical resume."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backprop_cli.cli import main
+
+from .conftest import CONFIGS
+
+# Dropout, a plateau schedule with warmup and early stopping: every piece of state a resume
+# must restore (RNG streams, optimizer moments, schedule and early-stopping counters).
+SETS = [
+    "training.epochs=40",
+    "model.layers[0].dropout=0.2",
+    "training.warmup={total_iters: 3, start_factor: 0.2}",
+    "training.lr_schedule={name: reduce_on_plateau, patience: 2, factor: 0.5}",
+    "training.early_stopping={patience: 1000}",
+]
+
+
+def cli(*args):
+    return [
+        sys.executable,
+        "-m",
+        "backprop_cli",
+        "train",
+        str(CONFIGS / "digits.yaml"),
+        "--json",
+        *[a for s in SETS for a in ("--set", s)],
+        *args,
+    ]
+
+
+def weights(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def metrics(path):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ref")
+    proc = subprocess.run(cli("--out", str(d / "run")), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return d / "run"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes_bit_identical(reference, tmp_path, sig):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        cli("--out", str(run)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(6):  # let a few epochs complete
+        assert json.loads(proc.stdout.readline())["event"] == "epoch"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert "resume with: backprop train" in err and "--resume" in err
+    done = len(metrics(run / "metrics.csv"))
+    assert 6 <= done < 40
+    resumed = subprocess.run(
+        cli("--out", str(run), "--resume"), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [
+        json.loads(line)["epoch"]
+        for line in resumed.stdout.splitlines()
+        if json.loads(line)["event"] == "epoch"
+    ]
+    assert epochs[0] in (done, done + 1) and epochs[-1] == 40  # kill -9 may land before metrics.csv
+    ref, got = weights(reference / "weights.npz"), weights(run / "weights.npz")
+    for k in ref:
+        if k != "spec":
+            assert np.array_equal(ref[k], got[k]), k
+    assert metrics(run / "metrics.csv") == metrics(
+        reference / "metrics.csv"
+    )  # each epoch once, same numbers
+    ref_ckpt, got_ckpt = weights(reference / "checkpoint.npz"), weights(run / "checkpoint.npz")
+    assert np.array_equal(ref_ckpt["params"], got_ckpt["params"])
+    assert not list(run.glob(".*tmp*"))
+
+
+def test_raising_epochs_continues_a_finished_run(capsys, tmp_path):
+    base = ["train", str(CONFIGS / "iris.yaml"), "--json"]
+    assert main([*base, "--set", "training.epochs=6", "--out", "straight"]) == 0
+    assert main([*base, "--set", "training.epochs=3", "--out", "grown"]) == 0
+    assert main([*base, "--set", "training.epochs=6", "--out", "grown", "--resume"]) == 0
+    capsys.readouterr()
+    a, b = weights("straight/weights.npz"), weights("grown/weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a if k != "spec")
+    assert metrics("straight/metrics.csv") == metrics("grown/metrics.csv")
+    # resuming a finished run is a no-op that says so
+    assert main([*base, "--set", "training.epochs=6", "--out", "grown", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to resume" in json.loads(out)["message"]
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ("model.layers[0].units=32", "model.layers[0].units"),
+        ("data.test=0.3", "data.test"),
+        ("optimizer.lr=0.5", "optimizer.lr"),
+        ("seed=3", "seed"),
+    ],
+)
+def test_resume_refuses_a_changed_config(capsys, tmp_path, change, key):
+    base = ["train", str(CONFIGS / "iris.yaml"), "--set", "training.epochs=2", "--out", "r", "-q"]
+    assert main(base) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    assert main([*base, "--resume", "--set", change]) == 2
+    err = capsys.readouterr().err
+    assert key in err and "cannot resume" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
+def test_resume_needs_a_checkpoint(capsys, tmp_path):
+    assert main(["train", str(CONFIGS / "iris.yaml"), "--out", "empty", "--resume"]) == 2
+    assert "no checkpoint.npz" in capsys.readouterr().err
+    assert main(["train", str(CONFIGS / "iris.yaml"), "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_checkpoint_holds_the_whole_training_state(capsys, tmp_path):
+    assert (
+        main(
+            [
+                "train",
+                str(CONFIGS / "iris.yaml"),
+                "-q",
+                "--set",
+                "training.epochs=2",
+                "--set",
+                "model.layers[0].dropout=0.1",
+                "--set",
+                "training.early_stopping={}",
+            ]
+        )
+        == 0
+    )
+    with np.load(tmp_path / "runs/iris/checkpoint.npz", allow_pickle=False) as z:
+        assert {"params", "opt_exp_avg", "opt_exp_avg_sq", "best_params", "state"} <= set(z.files)
+        state = json.loads(str(z["state"]))
+    assert (
+        state["epoch"] == 2 and state["opt_t"] == 2 * 6
+    )  # 90 rows / 16 per batch = 6 steps per epoch
+    assert set(state["rngs"]) == {"data", "split", "init", "shuffle", "dropout"}
+    assert [r["epoch"] for r in state["rows"]] == [1, 2]
+    assert state["early"]["best_epoch"] in (1, 2)
