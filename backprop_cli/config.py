@@ -285,6 +285,10 @@ class TrainingConfig(Strict):
 
 class OutputConfig(Strict):
     dir: str | None = None
+    # Files are rewritten after an epoch once this many seconds have passed since the last
+    # write, and always after the last epoch and on a stop: short epochs do not pay for an
+    # fsync each; a kill -9 loses at most this much training. 0: after every epoch.
+    save_interval_s: float = Field(1.0, ge=0)
 
 
 class Config(Strict):

@@ -224,6 +224,9 @@ class Trainer:
                         f"{self.epoch + 1} from the last good state with the lr halved"
                     )
                     self._pending_warnings = [self.warned[-1]]
+                except KeyboardInterrupt:
+                    self._restore(snap)  # back to the end of the last completed epoch, to be saved
+                    raise
             self.epoch += 1
             self._after_epoch(record)
             yield record
@@ -516,7 +519,7 @@ def _config_differences(old, new, path=()) -> list[tuple[str, object, object]]:
             for i, (o, n) in enumerate(zip(old, new, strict=True))
             for d in _config_differences(o, n, (*path, i))
         ]
-    if old != new and path not in RESUMABLE_CHANGES and path != ("output", "dir"):
+    if old != new and path not in RESUMABLE_CHANGES and path[:1] != ("output",):
         key = "".join(
             f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path)
         )
@@ -540,6 +543,7 @@ class Run:
         self.rows: list[dict] = []
         self.stop_reason = ""
         self.summary_data: dict | None = None
+        self._saved_at, self._saved_epoch = -math.inf, 0
         self.rngs = streams(cfg.seed)
         self.prep = load_prepared(
             cfg.data.model_dump(), cfg.loss, cfg.seed, cfg.model.dtype, source
@@ -646,19 +650,21 @@ class Run:
         return weights_spec(self.cfg, self.prep, self.net, epoch)
 
     def save(self) -> None:
-        """weights.npz, checkpoint.npz, then metrics.csv: each atomic; the checkpoint holds the rows too."""
+        """metrics.csv, weights.npz, then checkpoint.npz, each atomic; the checkpoint holds the rows too,
+        so a resume rewrites metrics.csv up to the checkpoint's epoch whatever moment a kill came."""
         assert self.dir is not None
         tr = self.trainer
+        runs.write_metrics(
+            self.dir / "metrics.csv",
+            [{k: v for k, v in r.items() if k != "warnings"} for r in self.rows],
+        )
         runs.save_weights(
             self.dir / "weights.npz", self.net, self.spec(tr.epoch), self.prep.mean, self.prep.scale
         )
         arrays, state = tr.state_dict()
         state |= {"rows": self.rows, "config_sha256_model": _model_digest(self.cfg)}
         runs.save_checkpoint(self.dir / "checkpoint.npz", arrays, state)
-        runs.write_metrics(
-            self.dir / "metrics.csv",
-            [{k: v for k, v in r.items() if k != "warnings"} for r in self.rows],
-        )
+        self._saved_at, self._saved_epoch = time.monotonic(), tr.epoch
 
     def epochs(self, progress: Progress | None = None) -> Iterator[dict]:
         """Train, yielding each epoch's record after its files are written."""
@@ -667,7 +673,11 @@ class Run:
         try:
             for record in self.trainer.run(progress):
                 self.rows.append(record)
-                self.save()
+                if (
+                    self.trainer.done
+                    or time.monotonic() - self._saved_at >= self.cfg.output.save_interval_s
+                ):
+                    self.save()
                 STOP.check()
                 yield record
         except DivergenceError:
@@ -676,6 +686,8 @@ class Run:
             self.write_summary()
             raise
         except KeyboardInterrupt:
+            if self._saved_epoch < self.trainer.epoch:
+                self.save()
             self.interrupted()
             raise
         finally:
