@@ -11,6 +11,7 @@ skip otherwise).
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -295,22 +296,21 @@ def test_state_dict_holds_the_plateau_state():
     }
 
 
-@pytest.mark.parametrize("cut", range(1, len(RESUME_METRICS)))
-def test_state_dict_round_trip_continues_identically(cut):
+def test_state_dict_round_trip_continues_identically():
     whole = Schedule(0.1, "reduce_on_plateau", **RESUME_PARAMS)
     whole.scale = 0.5
     expected = plateau_trace(whole, RESUME_METRICS)
+    for cut in range(1, len(RESUME_METRICS)):
+        first = Schedule(0.1, "reduce_on_plateau", **RESUME_PARAMS)
+        first.scale = 0.5
+        head = plateau_trace(first, RESUME_METRICS[:cut])
+        state = json.loads(json.dumps(first.state_dict()))  # as a checkpoint would store it
 
-    first = Schedule(0.1, "reduce_on_plateau", **RESUME_PARAMS)
-    first.scale = 0.5
-    head = plateau_trace(first, RESUME_METRICS[:cut])
-    state = json.loads(json.dumps(first.state_dict()))  # as a checkpoint would store it
-
-    resumed = Schedule(0.1, "reduce_on_plateau", **RESUME_PARAMS)
-    resumed.load_state_dict(state)
-    assert resumed.state_dict() == first.state_dict()
-    tail = plateau_trace(resumed, RESUME_METRICS[cut:], start=cut + 1)
-    assert head[:-1] + tail == expected
+        resumed = Schedule(0.1, "reduce_on_plateau", **RESUME_PARAMS)
+        resumed.load_state_dict(state)
+        assert resumed.state_dict() == first.state_dict(), cut
+        tail = plateau_trace(resumed, RESUME_METRICS[cut:], start=cut + 1)
+        assert head[:-1] + tail == expected, cut
 
 
 def test_state_dict_restores_scale_of_a_closed_form_schedule():
@@ -353,26 +353,27 @@ def _torch_main(torch, opt, name, params):
     return cls(opt, **params)
 
 
-@pytest.mark.parametrize("warm,start_factor", WARMUPS)
 @pytest.mark.parametrize("name,params", MAIN_SCHEDULES)
-def test_matches_torch_scheduler(name, params, warm, start_factor):
+def test_matches_torch_scheduler(name, params):
     torch = pytest.importorskip("torch")
     base = 0.1
-    opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=base)
-    kw = {} if start_factor is None else {"warmup_start_factor": start_factor}
-    if warm:
-        lin = torch.optim.lr_scheduler.LinearLR(
-            opt, start_factor=start_factor or 1.0 / 3.0, end_factor=1.0, total_iters=warm
-        )
-        main = _torch_main(torch, opt, name, params)
-        sched = torch.optim.lr_scheduler.SequentialLR(opt, [lin, main], milestones=[warm])
-    else:
-        sched = _torch_main(torch, opt, name, params)
-    ours = Schedule(base, name, warmup_iters=warm, **kw, **params)
-    for k in range(30):
-        assert ours.lr(k) == pytest.approx(opt.param_groups[0]["lr"], rel=REL, abs=0), k
-        opt.step()
-        sched.step()
+    for warm, start_factor in WARMUPS:
+        opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=base)
+        kw = {} if start_factor is None else {"warmup_start_factor": start_factor}
+        if warm:
+            lin = torch.optim.lr_scheduler.LinearLR(
+                opt, start_factor=start_factor or 1.0 / 3.0, end_factor=1.0, total_iters=warm
+            )
+            main = _torch_main(torch, opt, name, params)
+            sched = torch.optim.lr_scheduler.SequentialLR(opt, [lin, main], milestones=[warm])
+        else:
+            sched = _torch_main(torch, opt, name, params)
+        ours = Schedule(base, name, warmup_iters=warm, **kw, **params)
+        for k in range(30):
+            torch_lr = opt.param_groups[0]["lr"]
+            assert ours.lr(k) == pytest.approx(torch_lr, rel=REL, abs=0), (warm, k)
+            opt.step()
+            sched.step()
 
 
 PLATEAU_TORCH = [
@@ -396,20 +397,22 @@ def _metrics(seed: int, kind: str) -> list[float]:
     return [1.0 / (1 + 0.2 * k) * (1 + 0.1 * rng.gauss(0, 1)) for k in range(30)]
 
 
-@pytest.mark.parametrize("kind", ["coarse", "trend"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("params", PLATEAU_TORCH, ids=lambda p: ",".join(map(str, p.items())))
-def test_plateau_matches_torch(params, seed, kind):
+def test_plateau_matches_torch(params):
     torch = pytest.importorskip("torch")
-    opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **params)
-    ours = Schedule(0.1, "reduce_on_plateau", **params)
-    for k, metric in enumerate(_metrics(seed, kind)):
-        assert ours.lr(k) == pytest.approx(opt.param_groups[0]["lr"], rel=REL, abs=0), k
-        opt.step()
-        sched.step(metric)
-        ours.observe(k + 1, metric)
-    assert ours.lr(30) == pytest.approx(opt.param_groups[0]["lr"], rel=REL, abs=0)
+    for seed, kind in itertools.product([0, 1, 2], ["coarse", "trend"]):
+        opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **params)
+        ours = Schedule(0.1, "reduce_on_plateau", **params)
+        metrics = _metrics(seed, kind)
+        for k in range(len(metrics) + 1):
+            torch_lr = opt.param_groups[0]["lr"]
+            assert ours.lr(k) == pytest.approx(torch_lr, rel=REL, abs=0), (seed, kind, k)
+            if k == len(metrics):
+                break
+            opt.step()
+            sched.step(metrics[k])
+            ours.observe(k + 1, metrics[k])
 
 
 # ------------------------------------------------------------ config
