@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: train test lint clean
+.PHONY: train test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ train: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# Side by side with PyTorch and scikit-learn (installed into .venv on first use).
+bench: $(VENV)/.installed
+	$(BIN)/python -c "import torch, sklearn" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0" scikit-learn
+	$(BIN)/python benchmarks/compare.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -32,6 +32,9 @@ class Optimizer:
         self._validate()
         self.t = 0
         self.state = {name: np.zeros_like(params) for name in self.state_names}
+        # Scratch buffers, so that a step allocates nothing: every operation writes in place.
+        self._tmp = np.empty_like(params)
+        self._gwd = np.empty_like(params) if self.hyper.get("weight_decay") else None
 
     @property
     def lr(self) -> float:
@@ -57,7 +60,9 @@ class Optimizer:
     def _decayed(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
         """g + weight_decay * p (L2 penalty folded into the gradient), as torch does."""
         if self.weight_decay:
-            return g + self.weight_decay * p
+            np.multiply(p, self.weight_decay, out=self._gwd)
+            self._gwd += g
+            return self._gwd
         return g
 
     def state_dict(self) -> dict[str, np.ndarray | int]:
@@ -92,15 +97,26 @@ class SGD(Optimizer):
 
     def _step(self, p, g):
         g = self._decayed(p, g)
+        tmp = self._tmp
         if self.momentum:
             buf = self.state["momentum_buffer"]
             if self.t == 1:
                 np.copyto(buf, g)
             else:
                 buf *= self.momentum
-                buf += (1.0 - self.dampening) * g
-            g = g + self.momentum * buf if self.nesterov else buf
-        p -= self.lr * g
+                if self.dampening:
+                    np.multiply(g, 1.0 - self.dampening, out=tmp)
+                    buf += tmp
+                else:
+                    buf += g
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=tmp)
+                tmp += g
+                g = tmp
+            else:
+                g = buf
+        np.multiply(g, self.lr, out=tmp)
+        p -= tmp
 
 
 class RMSprop(Optimizer):
@@ -129,24 +145,31 @@ class RMSprop(Optimizer):
 
     def _step(self, p, g):
         g = self._decayed(p, g)
-        v = self.state["square_avg"]
+        v, avg = self.state["square_avg"], self._tmp
         v *= self.alpha
-        v += (1.0 - self.alpha) * g * g
+        np.multiply(g, g, out=avg)
+        avg *= 1.0 - self.alpha
+        v += avg
         if self.centered:
             gavg = self.state["grad_avg"]
             gavg *= self.alpha
-            gavg += (1.0 - self.alpha) * g
-            avg = np.sqrt(v - gavg * gavg)
+            np.multiply(g, 1.0 - self.alpha, out=avg)
+            gavg += avg
+            np.multiply(gavg, gavg, out=avg)
+            np.subtract(v, avg, out=avg)
+            np.sqrt(avg, out=avg)
         else:
-            avg = np.sqrt(v)
+            np.sqrt(v, out=avg)
         avg += self.eps
+        np.divide(g, avg, out=avg)  # g / (sqrt(v~) + eps)
         if self.momentum > 0:
             buf = self.state["momentum_buffer"]
             buf *= self.momentum
-            buf += g / avg
-            p -= self.lr * buf
+            buf += avg
+            np.multiply(buf, self.lr, out=avg)
         else:
-            p -= self.lr * (g / avg)
+            avg *= self.lr
+        p -= avg
 
 
 class Adam(Optimizer):
@@ -180,21 +203,26 @@ class Adam(Optimizer):
             p *= 1.0 - self.lr * self.weight_decay  # AdamW: decay the weights, not the gradient
         else:
             g = self._decayed(p, g)
-        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
-        m *= b1
-        m += (1.0 - b1) * g
+        m, v, tmp = self.state["exp_avg"], self.state["exp_avg_sq"], self._tmp
+        np.subtract(g, m, out=tmp)  # m <- m + (1 - b1)(g - m), torch's lerp_
+        tmp *= 1.0 - b1
+        m += tmp
+        np.multiply(g, g, out=tmp)  # v <- b2 v + (1 - b2) g^2
+        tmp *= 1.0 - b2
         v *= b2
-        v += (1.0 - b2) * (g * g)
+        v += tmp
         if self.amsgrad:
             vmax = self.state["max_exp_avg_sq"]
             np.maximum(vmax, v, out=vmax)
             v = vmax
         bias1 = 1.0 - b1**self.t
         bias2_sqrt = math.sqrt(1.0 - b2**self.t)
-        denom = np.sqrt(v)
-        denom /= bias2_sqrt
-        denom += self.eps
-        p -= (self.lr / bias1) * (m / denom)
+        np.sqrt(v, out=tmp)  # denom = sqrt(v) / sqrt(1 - b2^t) + eps
+        tmp *= 1.0 / bias2_sqrt
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / bias1
+        p -= tmp
 
 
 class AdamW(Adam):

@@ -1,0 +1,298 @@
+"""Epoch time of backprop, PyTorch and scikit-learn on the same shapes, side by side.
+
+    python benchmarks/compare.py                 # every case, 3 repeats
+    python benchmarks/compare.py --cases small --repeats 5 --json
+
+Each (case, engine) runs in its own subprocess, so that its peak memory is its own; the
+engines are interleaved within each repeat, so that a change in the machine's load hits
+them alike. Every engine trains the same network on the same random float32 data with
+shuffling on and no validation split, with 2 threads, for one warm-up epoch and then
+``--epochs`` timed epochs. The table shows median epoch times and each peer's time divided
+by backprop's (a ratio above 1 means backprop is faster). PyTorch and scikit-learn are
+optional (`pip install '.[bench]'`); an engine that is not installed is skipped.
+
+The roofline is the epoch's matrix-multiply FLOPs divided by numpy's measured float32
+matmul peak on this machine: the time an epoch would take if it did nothing but GEMMs at
+full speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+THREADS = "2"
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, THREADS)
+
+CASES = {
+    # name: rows, features, hidden, classes, batch size, optimizer
+    "large": (60000, 784, (512, 512), 10, 128, "adam"),
+    "small": (50000, 64, (64, 64), 10, 32, "adam"),
+    "large-sgd": (60000, 784, (512, 512), 10, 128, "sgd"),
+    "small-sgd": (50000, 64, (64, 64), 10, 32, "sgd"),
+    "sgd-batch1": (5000, 64, (64, 64), 10, 1, "sgd"),
+}
+ENGINES = ("backprop", "torch", "sklearn")
+
+
+def data(rows, features, classes, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    y = rng.integers(0, classes, rows)
+    return X, y
+
+
+def run_backprop(case, epochs):
+    import numpy as np
+
+    from backprop_cli.data import streams
+    from backprop_cli.nn import Network, get_loss, make_optimizer
+    from backprop_cli.train import Trainer
+
+    rows, features, hidden, classes, bs, opt_name = case
+    X, y = data(rows, features, classes)
+    sizes = [features, *hidden, classes]
+    net = Network(sizes, ["relu"] * len(hidden) + ["softmax"], dtype=np.float32)
+    net.init("he", np.random.default_rng(0))
+    hyper = {"lr": 1e-3} if opt_name == "adam" else {"lr": 1e-2, "momentum": 0.9}
+    opt = make_optimizer(opt_name, net.params, net.grads, **hyper)
+    trainer = Trainer(
+        net,
+        opt,
+        get_loss("cross_entropy"),
+        X,
+        y,
+        task="classification",
+        epochs=epochs + 1,
+        batch_size=bs,
+        shuffle=True,
+        rngs=streams(0),
+    )
+    return [r["time_s"] for r in trainer.run()][1:]
+
+
+def run_torch(case, epochs):
+    import torch
+
+    torch.set_num_threads(int(THREADS))
+    rows, features, hidden, classes, bs, opt_name = case
+    Xn, yn = data(rows, features, classes)
+    X, y = torch.from_numpy(Xn), torch.from_numpy(yn)
+    layers, width = [], features
+    for h in hidden:
+        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+        width = h
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, classes))
+    if opt_name == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+    crit = torch.nn.CrossEntropyLoss()
+    times = []
+    for _ in range(epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(rows)
+        for i in range(0, rows, bs):
+            idx = perm[i : i + bs]
+            xb, yb = X[idx], y[idx]
+            opt.zero_grad()
+            loss = crit(model(xb), yb)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+def run_sklearn(case, epochs):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    rows, features, hidden, classes, bs, opt_name = case
+    X, y = data(rows, features, classes)
+    kw = (
+        {"solver": "adam"}
+        if opt_name == "adam"
+        else {"solver": "sgd", "momentum": 0.9, "nesterovs_momentum": False}
+    )
+    clf = MLPClassifier(
+        hidden_layer_sizes=hidden,
+        batch_size=bs,
+        learning_rate_init=1e-3 if opt_name == "adam" else 1e-2,
+        max_iter=1,
+        shuffle=True,
+        alpha=0.0,
+        tol=0.0,
+        n_iter_no_change=10**9,
+        warm_start=True,
+        random_state=0,
+        **kw,
+    )
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(epochs + 1):
+            t0 = time.perf_counter()
+            clf.fit(X, y)
+            times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+def matmul_peak() -> float:
+    """numpy's float32 GEMM speed on this machine, GFLOP/s (best of several)."""
+    import numpy as np
+
+    a = np.random.rand(2048, 2048).astype(np.float32)
+    b = np.random.rand(2048, 2048).astype(np.float32)
+    c = np.empty_like(a)
+    np.matmul(a, b, out=c)
+    best = float("inf")
+    for _ in range(8):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048**3 / best / 1e9
+
+
+def epoch_flops(case) -> float:
+    """Forward z = aW (2 n fi fo per layer), backward dW = a^T delta and dA = delta W^T (the first layer needs no dA)."""
+    rows, features, hidden, classes, _, _ = case
+    sizes = [features, *hidden, classes]
+    pairs = [fi * fo for fi, fo in zip(sizes[:-1], sizes[1:], strict=True)]
+    return 2 * rows * (3 * sum(pairs) - pairs[0])
+
+
+def child(engine: str, case_name: str, epochs: int) -> None:
+    import resource
+
+    fn = {"backprop": run_backprop, "torch": run_torch, "sklearn": run_sklearn}[engine]
+    try:
+        times = fn(CASES[case_name], epochs)
+    except ImportError as e:
+        print(json.dumps({"skipped": str(e)}))
+        return
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"times": times, "peak_rss_mb": peak_mb}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--epochs", type=int, default=2, help="timed epochs per run (after one warm-up epoch)"
+    )
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.epochs)
+        return
+    cases = args.cases.split(",")
+    engines = args.engines.split(",")
+    results: dict = {c: {e: {"times": [], "peak_rss_mb": []} for e in engines} for c in cases}
+    for r in range(args.repeats):
+        for c in cases:
+            for e in engines:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", e, c, "--epochs", str(args.epochs)],
+                    capture_output=True,
+                    text=True,
+                )
+                if out.returncode != 0:
+                    sys.exit(f"{e} on {c} failed:\n{out.stderr}")
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                if "skipped" in res:
+                    results[c][e] = None
+                    continue
+                if results[c][e] is not None:
+                    results[c][e]["times"] += res["times"]
+                    results[c][e]["peak_rss_mb"].append(res["peak_rss_mb"])
+                print(
+                    f"repeat {r + 1}/{args.repeats} {c:10s} {e:8s} {statistics.median(res['times']):7.3f} s/epoch",
+                    file=sys.stderr,
+                )
+    peak = matmul_peak()
+    report = {"machine": machine(), "matmul_peak_gflops": peak, "cases": {}}
+    for c in cases:
+        row = {"roofline_s": epoch_flops(CASES[c]) / (peak * 1e9), "engines": {}}
+        base = (
+            statistics.median(results[c]["backprop"]["times"])
+            if results[c].get("backprop")
+            else None
+        )
+        for e in engines:
+            if results[c][e] is None:
+                continue
+            med = statistics.median(results[c][e]["times"])
+            row["engines"][e] = {
+                "median_s": med,
+                "peak_rss_mb": max(results[c][e]["peak_rss_mb"]),
+                "ratio_to_backprop": med / base if base else None,
+            }
+        report["cases"][c] = row
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report, CASES)
+
+
+def machine() -> dict:
+    import platform
+
+    import numpy as np
+
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "threads": THREADS,
+        "processor": platform.processor() or platform.machine(),
+    }
+    for mod in ("torch", "sklearn"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return info
+
+
+def print_table(report, cases) -> None:
+    m = report["machine"]
+    print(
+        f"machine: {m['cpus']} cpus, {m['threads']} threads, python {m['python']}, numpy {m['numpy']}"
+        + "".join(f", {k} {m[k]}" for k in ("torch", "sklearn") if k in m)
+    )
+    print(f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s")
+    print()
+    head = f"{'case':11s} {'shape':28s} {'engine':9s} {'s/epoch':>8s} {'x backprop':>10s} {'peak MB':>8s}"
+    print(head)
+    print("-" * len(head))
+    for c, row in report["cases"].items():
+        rows, features, hidden, classes, bs, opt = cases[c]
+        shape = f"{rows}x{features}-{'-'.join(map(str, hidden))}-{classes} b{bs} {opt}"
+        for e, r in row["engines"].items():
+            ratio = f"{r['ratio_to_backprop']:.2f}" if r["ratio_to_backprop"] else "-"
+            print(
+                f"{c:11s} {shape:28s} {e:9s} {r['median_s']:8.3f} {ratio:>10s} {r['peak_rss_mb']:8.0f}"
+            )
+        bp = row["engines"].get("backprop")
+        if bp:
+            print(
+                f"{'':11s} {'':28s} {'roofline':9s} {row['roofline_s']:8.3f} "
+                f"{'':>10s} {'':>8s}   backprop at {bp['median_s'] / row['roofline_s']:.2f}x the roofline"
+            )
+
+
+if __name__ == "__main__":
+    main()
