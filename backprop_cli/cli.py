@@ -36,19 +36,29 @@ SetOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON Lines on stdout.")]
 
 
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
-    ] = False,
-) -> None:
-    _state["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from . import __version__
 
         print(f"backprop {__version__}")
         raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -77,14 +87,21 @@ def train(
     cfg = load_config(config, set_)
     if resume and init_from:
         raise ConfigError("--resume and --init-from: give one or the other")
+    if quiet and json_out:
+        raise ConfigError("--quiet and --json: give one or the other")
+    if resume and not out:
+        out = cfg.output.dir or f"runs/{cfg.name}"  # the configured directory itself, never DIR-2
     run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
     mode = console.choose_mode(json_out, quiet)
     if resume and run.trainer.done:
-        console.note(
-            f"{out}: nothing to resume: it has trained {run.trainer.epoch} of {cfg.training.epochs} "
-            "epoch(s); raise training.epochs (--set training.epochs=N) to train longer",
-            mode,
+        tr = run.trainer
+        why = (
+            f"it stopped early at epoch {tr.epoch} (training.early_stopping)"
+            if tr.stopped_early
+            else f"it has trained {tr.epoch} of {cfg.training.epochs} epoch(s); raise training.epochs "
+            "(--set training.epochs=N) to train longer"
         )
+        console.note(f"{out}: nothing to resume: {why}", mode)
         return
     _interrupt_on_signals()
     run.start()
@@ -357,13 +374,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns a KeyboardInterrupt outside training into a return of 130
+            _report(KeyboardInterrupt(), "interrupted")
         return int(code or 0)
     except BackpropError as e:
         _report(e, str(e))
         return e.exit_code
     except typer.Exit as e:
-        if e.exit_code == 130:  # typer turns a KeyboardInterrupt outside training into Exit(130)
-            _report(e, "interrupted")
         return e.exit_code
     except (KeyboardInterrupt, typer.Abort) as e:
         _report(e, "interrupted; the last completed epoch's files are kept")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -40,9 +41,20 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def emit(text: str) -> None:
+    """A line on stdout. When the reader has gone (`| head -1`), later output is dropped and the
+    command carries on: a training run still finishes and writes its files."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def json_line(obj: dict) -> None:
-    sys.stdout.write(json.dumps(_clean(obj)) + "\n")
-    sys.stdout.flush()
+    emit(json.dumps(_clean(obj)))
 
 
 def _clean(obj):
@@ -182,7 +194,7 @@ def render_training(
         if mode == "plain":
             for w in record.get("warnings", []):
                 print(f"warning: {w}", file=sys.stderr, flush=True)
-            print(plain_line(record, epochs), flush=True)
+            emit(plain_line(record, epochs))
         elif mode == "json":
             for w in record.get("warnings", []):
                 json_line({"event": "warning", "epoch": record["epoch"], "message": w})
@@ -221,8 +233,12 @@ def training_summary(summary: dict, mode: str, console: Console | None = None) -
     lines.append(
         f"run: {summary['run_dir']}  (weights.npz, metrics.csv, summary.json, config.yaml, checkpoint.npz)"
     )
-    for line in lines:
-        console.print(line, soft_wrap=True)
+    if console.is_terminal:
+        for line in lines:
+            console.print(line, soft_wrap=True)
+    else:
+        for line in lines:
+            emit(line)
 
 
 def note(message: str, mode: str) -> None:
@@ -230,7 +246,7 @@ def note(message: str, mode: str) -> None:
     if mode == "json":
         json_line({"event": "note", "message": message})
     elif mode != "quiet":
-        print(message)
+        emit(message)
 
 
 def print_error(message: str) -> None:
@@ -285,12 +301,8 @@ def table(
 
 def confusion(classes: list, cm, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    t = Table(
-        title="confusion matrix (rows: true, columns: predicted)",
-        title_justify="left",
-        title_style="bold",
-        header_style="bold",
-    )
+    console.print("[bold]confusion matrix[/] (rows: true, columns: predicted)")
+    t = Table(header_style="bold")
     t.add_column("")
     for c in classes:
         t.add_column(str(c), justify="right")

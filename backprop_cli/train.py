@@ -214,7 +214,10 @@ class Trainer:
                     if self.on_divergence != "rollback" or self.rollbacks >= self.max_rollbacks:
                         if self.on_divergence == "rollback":
                             e.args = (
-                                f"{e.args[0]} (after {self.rollbacks} rollback(s), the most allowed)",
+                                e.args[0].split("; the files keep")[0]
+                                + f", after {self.rollbacks} rollback(s) with the lr halved each time, the most "
+                                "training.max_rollbacks allows; the files keep the last good epoch. Lower "
+                                "optimizer.lr or set training.clip_grad_norm",
                             )
                         raise
                     self.rollbacks += 1
@@ -223,7 +226,7 @@ class Trainer:
                         f"rollback {self.rollbacks}: {e.args[0]}; retrying epoch "
                         f"{self.epoch + 1} from the last good state with the lr halved"
                     )
-                    self._pending_warnings = [self.warned[-1]]
+                    self._pending_warnings.append(self.warned[-1])
                 except KeyboardInterrupt:
                     self._restore(snap)  # back to the end of the last completed epoch, to be saved
                     raise
@@ -595,9 +598,14 @@ class Run:
             self.net.activation_names,
             self.net.residual,
         ):
+
+            def arch(sizes, acts, res):
+                return f"sizes {sizes} ({', '.join(a + (' residual' if r else '') for a, r in zip(acts, res, strict=True))})"
+
             raise WeightsError(
-                f"{path}: --init-from needs the same architecture: the file has sizes {spec['sizes']} "
-                f"({', '.join(spec['activations'])}), the config {self.net.sizes} ({', '.join(self.net.activation_names)})"
+                f"{path}: --init-from needs the same architecture: the file has "
+                f"{arch(spec['sizes'], spec['activations'], residual)}, the config "
+                f"{arch(self.net.sizes, self.net.activation_names, self.net.residual)}"
             )
         for name, t in zip(self.net.tensor_names(), self.net.tensors(), strict=True):
             t[...] = arrays[name]
@@ -755,7 +763,8 @@ class Run:
                 and self.stop_reason in ("completed", "early_stopping")
             ),
             "test": {"loss": test_loss, metric: test_metric, "rows": len(self.prep.X["test"])},
-            "warnings": [w for r in self.rows for w in r.get("warnings", [])],
+            "warnings": [w for r in self.rows for w in r.get("warnings", [])]
+            + tr._pending_warnings,
             "rollbacks": tr.rollbacks,
             "seed": self.cfg.seed,
             "config_sha256": self.cfg.digest(),

@@ -84,3 +84,17 @@ def test_float32_stays_float32(name):
 def test_unknown_activation_lists_the_valid_names():
     with pytest.raises(ValueError, match="relu"):
         get_activation("rleu")
+
+
+def test_erf_matches_math_erf_to_a_few_ulps():
+    from backprop_cli.nn.activations import _erf
+
+    xs = np.concatenate(
+        [np.linspace(-8, 8, 40001), [0.0, -0.0, 1e-300, 2.9999999, 3.0, 6.49, 6.5, 30.0]]
+    )
+    ref = np.array([math.erf(v) for v in xs])
+    got = _erf(xs)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=4e-15, atol=1e-300)
+    assert np.signbit(_erf(np.array([-0.0])))[0]
+    assert _erf(np.array([0.5], dtype=np.float32)).dtype == np.float32

@@ -461,3 +461,45 @@ def test_eval_refuses_a_label_never_seen_in_training(capsys, tmp_path):
     code, _, err = run_cli(capsys, "eval", "-w", "runs/iris/weights.npz", "--data", "odd.csv")
     assert code == 2
     assert_one_line_error(err, "odd.csv", "'daisy'", "setosa")
+
+
+def test_version(capsys):
+    from backprop_cli import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"backprop {__version__}"
+
+
+def test_closed_stdout_lets_the_run_finish(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backprop_cli",
+            "train",
+            str(CONFIGS / "iris.yaml"),
+            "--set",
+            "training.epochs=20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout.readline().startswith("epoch 1/20")
+    proc.stdout.close()  # like `| head -1`
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == ""
+    summary = json.loads((tmp_path / "runs/iris/summary.json").read_text())
+    assert summary["stop_reason"] == "completed" and summary["epochs"] == 20
+
+
+def test_interrupt_outside_training_says_so(capsys, monkeypatch):
+    import backprop_cli.data as data
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "describe_builtins", interrupted)
+    assert main(["datasets"]) == 130
+    assert_one_line_error(capsys.readouterr().err, "interrupted")

@@ -347,3 +347,19 @@ def test_rollback_gives_up_after_max_rollbacks(capsys):
         expect=3,
     )
     assert "after 2 rollback(s)" in err
+
+
+def test_every_rollback_is_reported_even_when_all_fail(capsys):
+    lines, err = train_json(
+        capsys,
+        REG,
+        "optimizer=sgd",
+        "optimizer.lr=10",
+        "training.epochs=2",
+        "training.on_divergence=rollback",
+        "training.max_rollbacks=3",
+        expect=3,
+    )
+    summary = lines[-1]
+    assert [w[:10] for w in summary["warnings"]] == ["rollback 1", "rollback 2", "rollback 3"]
+    assert "after 3 rollback(s)" in err and "on_divergence: rollback" not in err

@@ -141,8 +141,17 @@ def test_resume_refuses_a_changed_config(capsys, tmp_path, change, key):
 def test_resume_needs_a_checkpoint(capsys, tmp_path):
     assert main(["train", str(CONFIGS / "iris.yaml"), "--out", "empty", "--resume"]) == 2
     assert "no checkpoint.npz" in capsys.readouterr().err
+    # without --out, --resume continues the configured output.dir itself (runs/iris)
     assert main(["train", str(CONFIGS / "iris.yaml"), "--resume"]) == 2
-    assert "--resume needs --out" in capsys.readouterr().err
+    assert "runs/iris: no checkpoint.npz" in capsys.readouterr().err
+    assert main(["train", str(CONFIGS / "iris.yaml"), "-q", "--set", "training.epochs=2"]) == 0
+    assert (
+        main(["train", str(CONFIGS / "iris.yaml"), "-q", "--set", "training.epochs=3", "--resume"])
+        == 0
+    )
+    with open(tmp_path / "runs/iris/metrics.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
+    assert not (tmp_path / "runs/iris-2").exists()
 
 
 def test_checkpoint_holds_the_whole_training_state(capsys, tmp_path):

@@ -16,10 +16,36 @@ import math
 
 import numpy as np
 
-try:  # scipy is optional: exact erf, fast. Without it, math.erf elementwise (exact, slower).
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - depends on the environment
-    _erf = np.vectorize(math.erf, otypes=[float])
+_SQRT_PI = math.sqrt(math.pi)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The error function, vectorized, to a few ulps of math.erf (numpy has none).
+
+    |x| < 3: erf(x) = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^(2n+1) / (1 3 5 ... (2n+1)), a series of
+    positive terms (no cancellation). 3 <= |x| < 6.5: 1 - erfc(x) with erfc's continued
+    fraction e^{-x^2} / (sqrt(pi) (x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))). Beyond, erf = +-1
+    in float64. Computed in float64 and returned in x's dtype.
+    """
+    ax = np.abs(np.asarray(x, dtype=np.float64))
+    out = np.ones_like(ax)
+    small = ax < 3.0
+    xs = ax[small]
+    x2 = xs * xs
+    term, total = xs.copy(), xs.copy()
+    for n in range(1, 80):
+        term *= x2 * (2.0 / (2 * n + 1))
+        total += term
+        if n % 8 == 0 and not (term > 1e-17 * total).any():
+            break
+    out[small] = (2.0 / _SQRT_PI) * np.exp(-x2) * total
+    mid = (ax >= 3.0) & (ax < 6.5)
+    xl = ax[mid]
+    f = xl.copy()
+    for k in range(80, 0, -1):
+        f = xl + (k / 2.0) / f
+    out[mid] = 1.0 - np.exp(-xl * xl) / (_SQRT_PI * f)
+    return np.copysign(out, x).astype(np.result_type(x, np.float32), copy=False)
 
 
 class Activation:
