@@ -310,26 +310,51 @@ def validate(
     run = Run(cfg, str(config))
     net = run.net
     layers = [
-        [i, f"{a}", f"{fi}x{fo}", fi * fo + fo]
-        for i, (fi, fo, a) in enumerate(
-            zip(net.sizes[:-1], net.sizes[1:], net.activation_names, strict=True)
+        {
+            "layer": i,
+            "activation": a,
+            "shape": f"{fi}x{fo}",
+            "parameters": fi * fo + fo,
+            "dropout": p,
+            "residual": r,
+            "init": layer.init or cfg.model.init,
+        }
+        for i, (fi, fo, a, p, r, layer) in enumerate(
+            zip(
+                net.sizes[:-1],
+                net.sizes[1:],
+                net.activation_names,
+                net.dropout,
+                net.residual,
+                cfg.model.layers,
+                strict=True,
+            )
         )
     ]
     if json_out:
         console.json_line(
             {
                 "config": cfg.resolved(),
-                "layers": [
-                    {"layer": r[0], "activation": r[1], "shape": r[2], "parameters": r[3]}
-                    for r in layers
-                ],
+                "layers": layers,
                 "parameters": int(net.params.size),
                 "rows": {k: len(v) for k, v in run.prep.X.items()},
             }
         )
         return
     print(yaml.safe_dump(cfg.resolved(), sort_keys=False), end="")
-    console.table(None, ["layer", "activation", "W shape", "parameters"], layers)
+    columns = ["layer", "activation", "shape", "parameters", "init", "dropout", "residual"]
+    console.table(
+        None,
+        ["layer", "activation", "W shape", "parameters", "init", "dropout", "residual"],
+        [
+            [
+                *(d[c] for c in columns[:5]),
+                f"{d['dropout']:g}" if d["dropout"] else "",
+                "yes" if d["residual"] else "",
+            ]
+            for d in layers
+        ],
+    )
     rows = ", ".join(f"{k} {len(v)}" for k, v in run.prep.X.items())
     print(f"{config}: ok: {net.params.size} parameters; rows: {rows}")
 
