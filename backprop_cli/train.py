@@ -262,8 +262,8 @@ class Trainer:
                 STOP.check()
                 idx = order[b * bs : (b + 1) * bs]
                 m = len(idx)
-                xb = np.take(X, idx, axis=0, out=xbuf[:m])
-                yb = np.take(y, idx, axis=0, out=ybuf[:m])
+                xb = X.take(idx, axis=0, out=xbuf[:m])
+                yb = y.take(idx, axis=0, out=ybuf[:m])
                 if dropout:
                     net.sample_masks(m, self.rngs["dropout"])
                 value = net.loss_and_grad(xb, yb, loss, train=True)
@@ -285,7 +285,9 @@ class Trainer:
                 grad_sq += norms
                 total_loss += value * m
                 out = net.output()
-                if self.task == "classification":
+                if y.ndim == 1:  # class indices (cross-entropy)
+                    correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
+                elif self.task == "classification":
                     correct += int(accuracy(yb, out) * m + 0.5)
                 else:
                     ss_res += ((yb.reshape(m, -1) - out) ** 2).sum(axis=0)

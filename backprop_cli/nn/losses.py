@@ -112,6 +112,11 @@ class CrossEntropy(Loss):
     fused_with = "softmax"
 
     def value(self, z, a, y):
+        # -log softmax(z)_y read off the probabilities the forward pass made; when one is too
+        # small for its log to be accurate, the log-sum-exp of the logits instead.
+        p = a[np.arange(len(y)), y]
+        if p.min() > 1e-30:
+            return float(-np.log(p).sum() / len(y))
         zmax = z.max(axis=1, keepdims=True)
         logsumexp = np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0]
         return float(np.mean(logsumexp - z[np.arange(len(y)), y]))

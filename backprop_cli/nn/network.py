@@ -201,7 +201,7 @@ class Network:
         for l in range(L, -1, -1):
             a_prev = self._X if l == 0 else buf.a[l - 1]
             np.matmul(a_prev.T, delta, out=self.gW[l])  # BP3
-            np.sum(delta, axis=0, out=self.gb[l])  # BP4
+            np.add.reduce(delta, axis=0, out=self.gb[l])  # BP4
             if l == 0:
                 break
             k = l - 1
