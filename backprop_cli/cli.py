@@ -377,6 +377,12 @@ def datasets(json_out: JsonOpt = False) -> None:
     )
 
 
+# Commands that live in their own modules (they import only typer at start-up).
+from . import cli_visual  # noqa: E402
+
+cli_visual.register(app)
+
+
 def _interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM stop training the same way, even where a shell started us with SIGINT ignored."""
     import signal

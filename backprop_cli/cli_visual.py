@@ -1,0 +1,9 @@
+"""Commands for seeing training: trace, plot, runs, schema (registered on the main app)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
