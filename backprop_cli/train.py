@@ -549,6 +549,8 @@ class Run:
         self.stop_reason = ""
         self.summary_data: dict | None = None
         self._saved_at, self._saved_epoch = -math.inf, 0
+        self._csv_lines: list[str] = []
+        self._csv_columns: list[str] = []
         self.rngs = streams(cfg.seed)
         self.prep = load_prepared(
             cfg.data.model_dump(), cfg.loss, cfg.seed, cfg.model.dtype, source
@@ -640,7 +642,7 @@ class Run:
                 f"{ckpt}: the checkpoint belongs to another model or data; start a new run"
             )
         self.trainer.load_state_dict(arrays, state)
-        self.rows = state["rows"][: state["epoch"]]
+        self.rows = self._read_rows(d / "metrics.csv", state["epoch"], state.get("warnings", {}))
         self.dir = d
         self.resumed_from = state["epoch"]
 
@@ -660,21 +662,56 @@ class Run:
         return weights_spec(self.cfg, self.prep, self.net, epoch)
 
     def save(self) -> None:
-        """metrics.csv, weights.npz, then checkpoint.npz, each atomic; the checkpoint holds the rows too,
-        so a resume rewrites metrics.csv up to the checkpoint's epoch whatever moment a kill came."""
+        """metrics.csv, weights.npz, then checkpoint.npz, each atomic.
+
+        metrics.csv comes first, so it always has at least the checkpoint's epochs: a resume
+        reads it back up to the checkpoint's epoch, whatever moment a kill came. Its lines are
+        formatted once and kept, so a save costs the file's size, not a re-format of every row.
+        """
         assert self.dir is not None
         tr = self.trainer
-        runs.write_metrics(
-            self.dir / "metrics.csv",
-            [{k: v for k, v in r.items() if k != "warnings"} for r in self.rows],
-        )
+        if not self._csv_lines and self.rows:
+            self._csv_columns = [k for k in self.rows[0] if k != "warnings"]
+            self._csv_lines.append(",".join(self._csv_columns))
+        for row in self.rows[max(len(self._csv_lines) - 1, 0) :]:
+            self._csv_lines.append(",".join(runs._cell(row.get(c)) for c in self._csv_columns))
+        if self._csv_lines:
+            runs.write_text(self.dir / "metrics.csv", "\n".join(self._csv_lines) + "\n")
         runs.save_weights(
             self.dir / "weights.npz", self.net, self.spec(tr.epoch), self.prep.mean, self.prep.scale
         )
         arrays, state = tr.state_dict()
-        state |= {"rows": self.rows, "config_sha256_model": _model_digest(self.cfg)}
+        state |= {
+            "config_sha256_model": _model_digest(self.cfg),
+            "warnings": {r["epoch"]: r["warnings"] for r in self.rows if r.get("warnings")},
+        }
         runs.save_checkpoint(self.dir / "checkpoint.npz", arrays, state)
         self._saved_at, self._saved_epoch = time.monotonic(), tr.epoch
+
+    def _read_rows(self, path: Path, epochs: int, warnings: dict) -> list[dict]:
+        """The first ``epochs`` rows of a run's metrics.csv, as the records they were written from."""
+        import csv
+
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))[:epochs]
+        except OSError as e:
+            raise WeightsError(f"{path}: cannot read it to resume ({e.strerror or e})") from None
+        if len(rows) < epochs or any(r.get("epoch") != str(i + 1) for i, r in enumerate(rows)):
+            raise WeightsError(
+                f"{path}: does not list epochs 1-{epochs} of the checkpoint; cannot resume"
+            )
+
+        def value(k, v):
+            if k in ("epoch", "clipped_batches"):
+                return int(v)
+            return float(v) if v != "" else float("nan")
+
+        out = [{k: value(k, v) for k, v in r.items()} for r in rows]
+        for r in out:
+            if str(r["epoch"]) in warnings:
+                r["warnings"] = warnings[str(r["epoch"])]
+        return out
 
     def epochs(self, progress: Progress | None = None) -> Iterator[dict]:
         """Train, yielding each epoch's record after its files are written."""
