@@ -1,9 +1,473 @@
-"""Commands for seeing training: trace, plot, runs, schema (registered on the main app)."""
+"""Commands for seeing training: trace, plot, runs, schema (registered on the main app).
+
+Only typer is imported at start-up; numpy, pydantic, matplotlib and the library modules
+are imported inside the commands so that ``backprop --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+COMPLETE_VAR = "_BACKPROP_COMPLETE"
+SHOWN = 8  # columns (and matrix rows) of a wide layer shown in the trace's tables
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", help="Override a config key: KEY.PATH=VALUE (repeatable).", metavar="K=V"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command()(trace)
+    app.command()(plot)
+    app.command("runs")(runs_)
+    app.command()(schema)
+    if os.environ.get(COMPLETE_VAR):
+        # The app is built with add_completion=False, which leaves Typer's shell completion
+        # classes unregistered; register them when a shell asks for completions, so that
+        # `_BACKPROP_COMPLETE=source_bash backprop` prints the script and the script works.
+        from typer._completion_classes import completion_init
+
+        completion_init()
+
+
+# ---------------------------------------------------------------------------- trace
+
+
+def trace(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: SetOpt = None,
+    sample: Annotated[
+        int, typer.Option("--sample", help="The first training row traced (0-based).")
+    ] = 0,
+    rows: Annotated[int, typer.Option("--rows", help="How many rows: a tiny batch.")] = 1,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights", "-w", help="Use this weights file's parameters (same architecture)."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """One forward and one backward pass, step by step: z, a, C, BP1-BP4, the optimizer's update."""
+    from .trace import jsonable, trace_config
+
+    t = trace_config(config, set_ or [], sample=sample, rows=rows, weights=weights)
+    if json_out:
+        from . import console
+
+        console.json_line(jsonable(_json_order(t)))
+        return
+    _render_trace(t)
+
+
+def _json_order(t: dict) -> dict:
+    """The trace with its description first and the per-layer numbers last."""
+    head = [k for k in t if k not in ("x", "y", "layers", "optimizer", "C", "fused")]
+    return {
+        **{k: t[k] for k in head},
+        "x": t["x"],
+        "y": t["y"],
+        "C": t["C"],
+        "fused": t["fused"],
+        "layers": t["layers"],
+        "optimizer": t["optimizer"],
+    }
+
+
+def _num(v) -> str:
+    return f"{float(v):.4g}"
+
+
+def _vector_table(rows: list[tuple[str, object]], width: int, shown: int | None = None):
+    """A table of named row vectors (each an array of ``width`` values), the first columns;
+    as many as fit the terminal, at most SHOWN."""
+    from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    if shown is None:
+        con = Console()
+        for k in range(min(width, SHOWN), 0, -1):
+            t = _vector_table(rows, width, k)
+            wide = con.options.update_width(10_000)  # measure unclamped
+            if k == 1 or Measurement.get(con, wide, t).maximum <= con.width:
+                return t
+    t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    t.add_column("", style="bold", no_wrap=True)
+    for j in range(shown):
+        t.add_column(str(j), justify="right", no_wrap=True)
+    if width > shown:
+        t.add_column("…")
+    for label, vec in rows:
+        cells = [_num(v) for v in list(vec)[:shown]]
+        t.add_row(label, *cells, *(["…"] if width > shown else []))
+    return t
+
+
+def _matrix_table(M, row_name: str = "row"):
+    """A (rows, cols) matrix, at most SHOWN rows and the columns that fit, then an ellipsis."""
+    r, c = M.shape
+    rows = [(f"{row_name} {i}", M[i]) for i in range(min(r, SHOWN))]
+    t = _vector_table(rows, c)
+    if r > SHOWN:
+        t.add_row("…", *["…"] * (len(t.columns) - 1))
+    return t
+
+
+def _shape(a) -> str:
+    return "x".join(str(s) for s in a.shape)
+
+
+def _per_row(name: str, M, n: int) -> list[tuple[str, object]]:
+    """One labelled vector per traced row: ``name`` alone for one row, ``name [i]`` for several."""
+    return [(name if n == 1 else f"{name} [{i}]", M[i]) for i in range(n)]
+
+
+def _render_trace(t: dict) -> None:
+    from rich.console import Console
+
+    con = Console(highlight=False)
+    out = con.print
+    layers, n = t["layers"], t["rows"]
+    L = len(layers) - 1
+    rows_text = (
+        f"training row {t['sample']}"
+        if n == 1
+        else f"training rows {t['sample']}-{t['sample'] + n - 1}"
+    )
+    source = (
+        f"parameters from {t['weights']}"
+        if t["weights"]
+        else "the config's initial weights (its seed)"
+    )
+    out(f"[bold]trace of {t['config']}[/]: {rows_text} ({n} row(s)), {t['dtype']}, {source}")
+    sizes = "-".join(str(s) for s in t["sizes"])
+    acts = ", ".join(lay["activation"] + (" residual" if lay["residual"] else "") for lay in layers)
+    out(f"network {sizes} ({acts}), loss {t['loss']}", soft_wrap=True)
+    out(
+        "layers are counted from 0 (BACKPROP.md counts from 2); a^(-1) = x, the input rows; "
+        "W^l is (fan_in, fan_out), BACKPROP.md's matrix transposed, so z^l = a^(l-1) W^l + b^l",
+        style="dim",
+    )
+    if t["dropout_off"]:
+        out(
+            f"dropout (layer(s) {', '.join(map(str, t['dropout_off']))}) is off in the trace: "
+            "it traces evaluation mode, so the numbers do not depend on random masks",
+            style="yellow",
+        )
+    if len(layers) and any(w > SHOWN for w in t["sizes"]):
+        out(
+            f"wide layers are shown in part: the first {SHOWN} rows and columns (fewer columns if "
+            "the terminal is narrow), then …; --json has every number",
+            style="dim",
+        )
+
+    # ------------------------------------------------------------ the input
+    x = t["x"]
+    how = "standardized as in training" if t["standardized"] else "data.standardize is off"
+    out(f"\n[bold]input[/] x = a^(-1) ({_shape(x)}), {how}")
+    for i, row in enumerate(t["dataset_rows"]):
+        label = t["targets"][i]
+        raw = ", ".join(_num(v) for v in t["raw_x"][i][:SHOWN])
+        more = ", …" if len(t["raw_x"][i]) > SHOWN else ""
+        out(f"  dataset row {row}: features [{raw}{more}], target {label!r}", style="dim")
+    out(_vector_table(_per_row("x", x, n), x.shape[1]))
+    y = t["y"]
+    if t["loss"] == "cross_entropy":
+        k = layers[-1]["a"].shape[1]
+        onehot = [[1.0 if j == int(y[i]) else 0.0 for j in range(k)] for i in range(n)]
+        out(f"target y: class indices {[int(v) for v in y]}, one-hot:")
+        out(_vector_table(_per_row("y", onehot, n), k))
+    else:
+        out(f"target y ({_shape(y)})")
+        out(_vector_table(_per_row("y", y, n), y.shape[1]))
+
+    # ------------------------------------------------------------ forward pass
+    out("\n[bold underline]forward pass[/]")
+    for lay in layers:
+        l = lay["layer"]
+        prev = f"a^{l - 1}" if l else "a^(-1)"
+        act = lay["activation"]
+        a_def = f"{act}(z^{l})" + (f" + {prev}  (residual)" if lay["residual"] else "")
+        out(
+            f"\n[bold]layer {l}[/]: W^{l} ({_shape(lay['W'])}), b^{l} ({_shape(lay['b'])});  "
+            f"z^{l} = {prev} W^{l} + b^{l} ({_shape(lay['z'])});  a^{l} = {a_def} ({_shape(lay['a'])})",
+            soft_wrap=True,
+        )
+        out(f"W^{l}", style="dim")
+        out(_matrix_table(lay["W"]))
+        width = lay["z"].shape[1]
+        out(
+            _vector_table(
+                [
+                    ("b", lay["b"]),
+                    *_per_row(f"z^{l}", lay["z"], n),
+                    *_per_row(f"a^{l}", lay["a"], n),
+                ],
+                width,
+            )
+        )
+    C = t["C"]
+    out(f"\n[bold]loss[/] C = {t['loss']}(a^{L}, y) = {C:.6g}  (mean over the {n} row(s))")
+
+    # ------------------------------------------------------------ backward pass
+    out("\n[bold underline]backward pass[/]")
+    last = layers[L]
+    width = last["delta"].shape[1]
+    if t["fused"]:
+        count = "n" if t["loss"] == "cross_entropy" else "n k"
+        out(
+            f"\n[bold]BP1[/] delta^{L} = (a^{L} - y) / {count}: {last['activation']} + {t['loss']} "
+            f"are fused (dC/da^{L} * sigma'(z^{L}) simplifies to this, exactly)",
+            soft_wrap=True,
+        )
+        out(_vector_table(_per_row(f"delta^{L}", last["delta"], n), width))
+    else:
+        how = (
+            f"sigma'(z^{L})"
+            if last["sigma_prime"] is not None
+            else "softmax's Jacobian (a vector-Jacobian product)"
+        )
+        out(f"\n[bold]BP1[/] delta^{L} = dC/da^{L} * {how}", soft_wrap=True)
+        rows = _per_row(f"dC/da^{L}", last["grad_a"], n)
+        if last["sigma_prime"] is not None:
+            rows += _per_row(f"sigma'(z^{L})", last["sigma_prime"], n)
+        rows += _per_row(f"delta^{L}", last["delta"], n)
+        out(_vector_table(rows, width))
+    for l in range(L - 1, -1, -1):
+        lay, nxt = layers[l], layers[l + 1]
+        width = lay["delta"].shape[1]
+        skip = f" + dC/da^{l + 1} (layer {l + 1} is residual)" if nxt["residual"] else ""
+        how = (
+            f"sigma'(z^{l})"
+            if lay["sigma_prime"] is not None
+            else "softmax's Jacobian (a vector-Jacobian product)"
+        )
+        out(
+            f"\n[bold]BP2[/] delta^{l} = (delta^{l + 1} W^{l + 1}^T{skip}) * {how}  ({_shape(lay['delta'])})",
+            soft_wrap=True,
+        )
+        rows = _per_row(f"delta^{l + 1} W^{l + 1}^T", lay["back"], n)
+        if nxt["residual"]:
+            rows += _per_row(f"+ dC/da^{l + 1} (skip)", nxt["grad_a"], n)
+            rows += _per_row(f"= dC/da^{l}", lay["grad_a"], n)
+        if lay["sigma_prime"] is not None:
+            rows += _per_row(f"sigma'(z^{l})", lay["sigma_prime"], n)
+        rows += _per_row(f"delta^{l}", lay["delta"], n)
+        out(_vector_table(rows, width))
+    for lay in reversed(layers):
+        l = lay["layer"]
+        prev = f"a^{l - 1}" if l else "a^(-1)"
+        out(
+            f"\n[bold]BP3[/] dC/dW^{l} = {prev}^T delta^{l} ({_shape(lay['dW'])});  "
+            f"[bold]BP4[/] dC/db^{l} = sum over rows of delta^{l} ({_shape(lay['db'])})",
+            soft_wrap=True,
+        )
+        out(_matrix_table(lay["dW"]))
+        out(_vector_table([(f"dC/db^{l}", lay["db"])], lay["db"].shape[0]))
+
+    # ------------------------------------------------------------ the update
+    opt = t["optimizer"]
+    hyper = ", ".join(f"{k} {v}" for k, v in opt["hyper"].items())
+    out(
+        f"\n[bold underline]update[/]: {opt['name']} (lr {opt['lr']:g}, {hyper}), the first step of a "
+        "fresh optimizer at the first epoch's lr; ΔW^l = W^l after - W^l before",
+        soft_wrap=True,
+    )
+    clip = opt.get("clip")
+    if clip and "clip_grad_norm" in clip:
+        did = f"scaled by {clip['factor']:.4g}" if clip["scaled"] else "under the limit, not scaled"
+        out(
+            f"clip_grad_norm {clip['clip_grad_norm']:g}: the gradient's norm is {clip['norm']:.4g}, {did}"
+        )
+    elif clip:
+        out(f"clip_grad_value {clip['clip_grad_value']:g}: {clip['entries']} entries clamped")
+    for lay in layers:
+        l = lay["layer"]
+        out(f"\nΔW^{l} ({_shape(lay['update_W'])}), Δb^{l} ({_shape(lay['update_b'])})")
+        out(_matrix_table(lay["update_W"]))
+        out(_vector_table([(f"Δb^{l}", lay["update_b"])], lay["update_b"].shape[0]))
+
+
+# ---------------------------------------------------------------------------- plot
+
+
+def plot(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run directories (several are overlaid).", metavar="RUN_DIR..."),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="PNG file (default: RUN_DIR/plot.png for one run, plot.png for several; "
+            "boundary.png with --boundary).",
+        ),
+    ] = None,
+    boundary: Annotated[
+        bool,
+        typer.Option("--boundary", help="Decision regions over the data (2 input features)."),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --out if it exists.")
+    ] = False,
+) -> None:
+    """One PNG: loss, accuracy or R^2, learning rate, per-layer gradient norms; runs overlaid."""
+    from . import plots
+    from .errors import OutputError
+
+    plots.require_matplotlib()
+    name = "boundary.png" if boundary else "plot.png"
+    if out is None:
+        out = run_dirs[0] / name if len(run_dirs) == 1 else Path(name)
+    explicit = out != (run_dirs[0] / name if len(run_dirs) == 1 else Path(name))
+    if out.exists() and not overwrite:
+        hint = (
+            "choose another --out or pass --overwrite"
+            if explicit
+            else "pass --overwrite or --out FILE"
+        )
+        raise OutputError(f"{out}: already exists; {hint}")
+    fig = plots.boundary_figure(run_dirs) if boundary else plots.training_figure(run_dirs)
+    plots.save_png(fig, out)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def runs_(
+    directory: Annotated[
+        Path, typer.Argument(help="Directory holding run directories.", metavar="[DIR]")
+    ] = Path("runs"),
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            help="Sort by this column (ascending; -COLUMN for descending).",
+            metavar="COLUMN",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A table of the runs under DIR (default runs/) from their summary.json files."""
+    from . import console
+    from .runs_table import collect_runs, sort_rows
+
+    rows, warnings = collect_runs(directory)
+    if sort is not None:
+        rows = sort_rows(rows, sort)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if json_out:
+        for r in rows:
+            console.json_line(r)
+        return
+    if not rows:
+        print(f"no runs under {directory} (no summary.json files)")
+        return
+    _render_runs(
+        rows, f"{len(rows)} run(s) under {directory}" + (f", sorted by {sort}" if sort else "")
+    )
+
+
+# The table's columns (sort keys) and headers; --json has every column (test_*, task, path).
+RUN_TABLE = {
+    "name": "name",
+    "date": "date",
+    "epochs": "epochs",
+    "val_loss": "val loss",
+    "val_metric": "val acc",
+    "stop_reason": "stop",
+    "time_s": "time",
+}
+
+
+def _run_cells(r: dict) -> dict[str, str]:
+    from .console import fmt
+
+    metric = r["val_accuracy"] if r["val_accuracy"] is not None else r["val_r2"]
+    return {
+        "name": r["name"],
+        "date": r["date"][:16].replace("T", " "),  # minutes tell runs apart; --json has seconds
+        "epochs": fmt(r["epochs"]),
+        "val_loss": fmt(r["val_loss"]),
+        "val_metric": fmt(metric),
+        "stop_reason": (r["stop_reason"] or "-").replace("_", " "),
+        "time_s": f"{r['time_s']:.1f}s" if r["time_s"] is not None else "-",
+    }
+
+
+def _render_runs(rows: list[dict], title: str) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    has_acc = any(r["val_accuracy"] is not None for r in rows)
+    has_r2 = any(r["val_r2"] is not None for r in rows)
+    headers = dict(RUN_TABLE)
+    headers["val_metric"] = (
+        "acc / R^2" if has_acc and has_r2 else ("val R^2" if has_r2 else "val acc")
+    )
+    cells = [_run_cells(r) for r in rows]
+    t = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    for c, header in headers.items():
+        width = max(len(row[c]) for row in cells)
+        t.add_column(
+            header,
+            justify="left" if c in ("name", "date", "stop_reason") else "right",
+            overflow="fold",
+            min_width=min(width, 12) if c == "name" else width,
+        )
+    for row in cells:
+        t.add_row(*row.values())
+    Console(highlight=False).print(t)
+
+
+# ---------------------------------------------------------------------------- schema
+
+
+def schema(
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the schema to this file.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --out if it exists.")
+    ] = False,
+) -> None:
+    """The JSON Schema of the config file, for editors (yaml-language-server)."""
+    from .errors import OutputError
+    from .schema import schema_text
+
+    text = schema_text()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: already exists; choose another --out or pass --overwrite")
+    from .runs import write_text
+
+    write_text(out, text)
+    print(f"wrote {out}", file=sys.stderr)

@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .nn.activations import ACTIVATIONS
 from .nn.losses import CLASSIFICATION_LOSSES, LOSSES
 from .nn.network import INITS
+from .runs import MAX_LAYERS, MAX_PARAMETERS
 
 BUILTIN_DATASETS = (
     "xor",
@@ -33,6 +34,10 @@ BUILTIN_DATASETS = (
     "breast_cancer",
 )
 MAX_CONFIG_BYTES = 1_000_000
+# A config is a few hundred YAML nodes a few levels deep; past these bounds it is an attack
+# (an alias bomb, a recursion bomb) or a mistake, refused before anything is constructed.
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
 
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
@@ -54,6 +59,11 @@ class DataConfig(Strict):
     dropna: bool = False
     n_samples: int | None = Field(None, gt=0, le=10_000_000)
     noise: float | None = Field(None, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _path_text(cls, v):
+        return _path_text("data.path", v)
 
     @model_validator(mode="after")
     def _source(self):
@@ -82,13 +92,20 @@ class LayerConfig(Strict):
 
 
 class ModelConfig(Strict):
-    layers: list[LayerConfig] = Field(min_length=1)
+    layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS)
     init: InitName = "he"
     init_scale: float = Field(0.1, gt=0)
     dtype: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
     def _layer_options(self):
+        units = [layer.units for layer in self.layers]
+        between = sum(a * b + b for a, b in zip(units, units[1:], strict=False)) + units[0]
+        if between > MAX_PARAMETERS:
+            raise ValueError(
+                f"model.layers: {between:,} parameters between the layers alone, more than the "
+                f"{MAX_PARAMETERS:,} this tool handles; use fewer or narrower layers"
+            )
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             if i == last and (layer.dropout or layer.residual):
@@ -290,6 +307,17 @@ class OutputConfig(Strict):
     # fsync each; a kill -9 loses at most this much training. 0: after every epoch.
     save_interval_s: float = Field(1.0, ge=0)
 
+    @field_validator("dir")
+    @classmethod
+    def _dir_text(cls, v):
+        return _path_text("output.dir", v)
+
+
+def _path_text(key: str, v: str | None) -> str | None:
+    if v is not None and ("\0" in v or not v.strip()):
+        raise ValueError(f"{key}: expected a file system path (got {v!r})")
+    return v
+
 
 class Config(Strict):
     name: str = "run"
@@ -300,6 +328,16 @@ class Config(Strict):
     optimizer: OptimizerConfig = Field(default_factory=lambda: AdamConfig(name="adam"))
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v):
+        if not v.strip() or v.strip(".") == "" or any(c in v for c in "/\\\0"):
+            raise ValueError(
+                f"name: expected a plain run name, used as runs/NAME: not empty, no '/' (got {v!r}); "
+                "set output.dir for a path"
+            )
+        return v
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -348,13 +386,92 @@ class Config(Strict):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses duplicate keys (a silent last-one-wins hides typos)."""
+    """yaml.SafeLoader that refuses duplicate keys (a silent last-one-wins hides typos), deep
+    nesting, recursive aliases and aliases that expand past MAX_YAML_NODES values ("billion
+    laughs"): the node graph is measured before a single Python object is constructed."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        # The composer recurses once per nesting level: stop well before Python's limit.
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested more than {MAX_YAML_DEPTH} levels deep; a config needs a few",
+                self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_node_graph(node)
+        return node
+
+
+def _check_node_graph(root) -> None:
+    """Refuse a YAML node graph whose expansion (every alias copied out) is too big or too deep,
+    or that contains itself. Sizes are memoized per node, so this costs one pass over the
+    file's own nodes, however far its aliases would expand."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_: set[int] = set()  # the ancestors of the node being visited
+    stack = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        kids = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else (node.value if isinstance(node, yaml.SequenceNode) else [])
+        )
+        if finished:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(k)] for k in kids)
+            depth[id(node)] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[id(node)] > MAX_YAML_NODES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"this value expands to more than {MAX_YAML_NODES} YAML nodes through its "
+                    "aliases (an alias bomb?); a config needs a few hundred",
+                    node.start_mark,
+                )
+            if depth[id(node)] > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"aliases nest this value more than {MAX_YAML_DEPTH} levels deep",
+                    node.start_mark,
+                )
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to a value that contains it", node.start_mark
+            )
+        open_.add(id(node))
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids)
 
 
 def _construct_mapping(loader, node, deep=False):
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a key must be a plain value, not a list or mapping",
+                key_node.start_mark,
+            ) from None
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
@@ -378,7 +495,8 @@ def parse_yaml(text: str, source: str) -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{source}: {where}{e.problem or e.context}") from None
+        what = ", ".join(x for x in (e.context, e.problem) if x)  # "while ..., found ..."
+        raise ConfigError(f"{source}: {where}{' '.join(what.split())}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
 
@@ -386,15 +504,16 @@ def parse_yaml(text: str, source: str) -> Any:
 def read_config_file(path: str | Path) -> dict:
     """The raw mapping of a YAML config file."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{path}: config file not found")
-    if p.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
     try:
+        if p.is_dir():
+            raise ConfigError(f"{path}: is a directory, expected a YAML config file")
         with p.open("rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, ValueError) as e:  # permissions, a name too long, a NUL byte, ...
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"{path}: cannot read config file ({reason})") from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes")
     try:

@@ -230,6 +230,7 @@ def training_summary(summary: dict, mode: str, console: Console | None = None) -
         lines.append(
             f"test ({test['rows']} rows): loss {fmt(test.get('loss'))}, {metric} {fmt(test.get(metric))}"
         )
+    lines += history_lines(summary.get("run_dir"))
     lines.append(
         f"run: {summary['run_dir']}  (weights.npz, metrics.csv, summary.json, config.yaml, checkpoint.npz)"
     )
@@ -239,6 +240,64 @@ def training_summary(summary: dict, mode: str, console: Console | None = None) -
     else:
         for line in lines:
             emit(line)
+
+
+SPARK_WIDTH = 40  # at most this many blocks; longer runs are averaged into buckets
+
+
+def sparkline(values: list[float], width: int = SPARK_WIDTH, log: bool = False) -> str:
+    """One block per value (bucket means beyond ``width``), from the lowest (▁) to the highest (█);
+    ``log``: heights by log10 when every value is positive (a loss falling over decades)."""
+    values = [v for v in values if math.isfinite(v)]
+    if log and values and min(values) > 0:
+        values = [math.log10(v) for v in values]
+    if len(values) > width:
+        edges = [round(i * len(values) / width) for i in range(width + 1)]
+        values = [
+            sum(values[a:b]) / (b - a) for a, b in zip(edges, edges[1:], strict=False) if b > a
+        ]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    top = len(BLOCKS) - 1
+    return "".join(BLOCKS[round((v - lo) / (hi - lo) * top) if hi > lo else 0] for v in values)
+
+
+def history_lines(run_dir: str | None) -> list[str]:
+    """Sparklines of the train and validation loss and the last epoch's gradient strip, read
+    from the run's metrics.csv; nothing when it cannot be read or shown."""
+    import csv
+
+    try:
+        if not run_dir or not BLOCKS.encode(sys.stdout.encoding or "utf-8"):
+            return []
+        with open(os.path.join(run_dir, "metrics.csv"), newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeError, csv.Error, LookupError, TypeError):
+        return []
+
+    def num(cell) -> float:
+        try:
+            return float(cell)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    lines, parts = [], []
+    for label, name in (("train", "train_loss"), ("val", "val_loss")):
+        series = [v for v in (num(r.get(name)) for r in rows) if math.isfinite(v)]
+        if len(series) >= 2:
+            parts.append(
+                f"{label} {sparkline(series, log=True)} {fmt(series[0])} -> {fmt(series[-1])}"
+            )
+    if parts:
+        lines.append("loss  " + "   ".join(parts) + "  (log scale)")
+    norms = grad_norms({k: num(v) for k, v in rows[-1].items() if k}) if rows else []
+    if grad_strip(norms).strip():
+        lines.append(
+            f"grads  {grad_strip(norms)}  {fmt(min(norms))}..{fmt(max(norms))} "
+            "(last epoch's gradient norm by layer, first layer left)"
+        )
+    return lines
 
 
 def note(message: str, mode: str) -> None:
@@ -291,6 +350,7 @@ def table(
                 "kind",
                 "activation",
                 "shape",
+                "init",
             )
             else "right",
         )

@@ -8,6 +8,8 @@ the same held-out rows again.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,9 +181,14 @@ def _read_frame(path: Path):
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise DataError(f"{path}: data file not found")
-    if path.is_dir():
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except (OSError, ValueError) as e:  # no permission on a directory, a name too long, ...
+        reason = getattr(e, "strerror", None) or str(e)
+        raise DataError(f"{path}: cannot open the data file ({reason})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(f"{path}: is a directory, expected a data file")
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise DataError(
@@ -279,20 +286,24 @@ def _list(names, limit: int = 12) -> str:
 
 def load_npz(path: Path) -> Dataset:
     """Arrays X (n, n_features) and y (n,) or (n, k) from an .npz file; nothing is unpickled."""
+    from .runs import NpzReader, npz_errors
+
     _check_path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "X" not in z.files or "y" not in z.files:
-                raise DataError(
-                    f"{path}: an .npz data file needs arrays 'X' and 'y' (found {', '.join(z.files) or 'none'})"
-                )
-            X, y = z["X"], z["y"]
-    except DataError:
-        raise
-    except ValueError as e:
-        raise DataError(f"{path}: cannot read arrays ({e}); object arrays are refused") from None
-    except Exception as e:  # zipfile.BadZipFile, EOFError, OSError: all mean a broken file
-        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    what = ".npz data file"
+    with npz_errors(path, what, DataError), NpzReader(path, what, DataError) as z:
+        if "X" not in z.headers or "y" not in z.headers:
+            raise DataError(
+                f"{path}: an .npz data file needs arrays 'X' and 'y' (found {', '.join(z.headers) or 'none'})"
+            )
+        for name, kinds, expected in (
+            ("X", "iuf", "numbers"),
+            ("y", "biufU", "numbers or strings"),
+        ):
+            dt = z.dtype(name)
+            if dt.kind not in kinds:
+                extra = "; object arrays are refused (never unpickled)" if dt.hasobject else ""
+                raise DataError(f"{path}: {name} has dtype {dt}, expected {expected}{extra}")
+        X, y = z.read("X"), z.read("y")
     if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
         raise DataError(
             f"{path}: X must be a 2-D numeric array (got shape {X.shape}, dtype {X.dtype})"
@@ -440,7 +451,14 @@ def encode_targets(
         return encode_classes(targets, classes or [], where)
     if loss == "binary_cross_entropy":
         return encode_classes(targets, classes or [], where).astype(dtype)[:, None]
-    return regression_targets(targets, where).astype(dtype)
+    with np.errstate(over="ignore"):
+        t = regression_targets(targets, where).astype(dtype)
+    if not np.isfinite(t).all():
+        raise DataError(
+            f"{where}: the target has values beyond {np.dtype(dtype).name} range; "
+            "rescale it or use model.dtype: float64"
+        )
+    return t
 
 
 def prepare(
@@ -482,22 +500,50 @@ def prepare(
     if len(train) == 0:
         raise DataError(f"{where}: no rows left for training after the splits")
     if standardize:
-        mean = ds.X[train].mean(axis=0)
-        scale = ds.X[train].std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below, by column
+            mean = ds.X[train].mean(axis=0)
+            scale = ds.X[train].std(axis=0)
         scale[scale == 0] = 1.0  # a constant column stays constant (0), not NaN
+        bad = ~(np.isfinite(mean) & np.isfinite(scale))
+        if bad.any():
+            col = ds.feature_names[int(np.argmax(bad))]
+            raise DataError(
+                f"{where}: column {col!r} has values too large to standardize (its mean or "
+                "standard deviation overflows float64); rescale it"
+            )
     else:
         mean, scale = np.zeros(ds.X.shape[1]), np.ones(ds.X.shape[1])
     y_all = encode_targets(ds.targets, loss, classes, where, dtype)
     Xs, ys, ids = {}, {}, {}
     for name, idx in (("train", train), ("val", val), ("test", tst)):
-        Xs[name] = np.ascontiguousarray((ds.X[idx] - mean) / scale, dtype=dtype)
+        Xs[name] = apply_preprocessing(ds.X[idx], mean, scale, dtype, where, ds.feature_names)
         ys[name] = y_all[idx]
         ids[name] = idx
     return Prepared(task, Xs, ys, mean, scale, classes, ds, ids)
 
 
-def apply_preprocessing(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
-    return np.ascontiguousarray((X - mean) / scale, dtype=dtype)
+def apply_preprocessing(
+    X: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    dtype,
+    where: str | None = None,
+    names: list[str] | None = None,
+) -> np.ndarray:
+    """(X - mean) / scale in ``dtype``; with ``where``, a value that does not fit ``dtype``
+    (1e300 in float32) is a DataError naming its column instead of an Inf in the network."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray((X - mean) / scale, dtype=dtype)
+    if where is not None:
+        bad = ~np.isfinite(out).all(axis=0)
+        if bad.any():
+            j = int(np.argmax(bad))
+            col = names[j] if names and j < len(names) else f"feature {j}"
+            raise DataError(
+                f"{where}: column {col!r} has values beyond {np.dtype(dtype).name} range after "
+                "preprocessing; rescale it, set data.standardize: true, or use model.dtype: float64"
+            )
+    return out
 
 
 def describe_builtins() -> list[dict]:

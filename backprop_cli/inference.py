@@ -108,7 +108,7 @@ def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray,
         dtype=np.float64,
         where=where,
     )
-    if spec["task"] == "classification" and prep.classes != spec.get("classes"):
+    if model.task == "classification" and prep.classes != spec.get("classes"):
         raise DataError(
             f"{where}: its classes {prep.classes} differ from the trained ones {spec.get('classes')}"
         )
@@ -128,7 +128,9 @@ def evaluate_model(
         X, targets, where = _rebuild(model, split, dataset)
     _check_features(model, X, where)
     y = encode_targets(targets, spec["loss"], spec.get("classes"), where, model.net.dtype)
-    Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype)
+    Xp = apply_preprocessing(
+        X, model.mean, model.scale, model.net.dtype, where, spec.get("feature_names")
+    )
     loss_value, out = model.net.evaluate(Xp, y, get_loss(spec["loss"]))
     result = {
         "weights": str(model.path),
@@ -169,7 +171,9 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
         ds = load_file(p, None, _present_features(p, names), need_target=False)
     _check_features(model, ds.X, str(input_path))
     out = model.net.predict(
-        apply_preprocessing(ds.X, model.mean, model.scale, model.net.dtype)
+        apply_preprocessing(
+            ds.X, model.mean, model.scale, model.net.dtype, str(input_path), ds.feature_names
+        )
     ).astype(np.float64)
     if model.task == "classification":
         classes = spec["classes"]
