@@ -6,6 +6,7 @@ Heavy modules (numpy, pandas, pydantic) are imported inside the commands so that
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import traceback
@@ -220,7 +221,7 @@ def predict(
     from .inference import load_model, predict_rows
     from .runs import write_text
 
-    if output is not None and output.exists() and not overwrite:
+    if output is not None and os.path.lexists(output) and not overwrite:  # no OSError
         raise OutputError(f"{output}: already exists; choose another --output or pass --overwrite")
     model = load_model(weights)
     frame = predict_rows(model, input_, proba=proba)

@@ -10,8 +10,10 @@ training goes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +23,9 @@ import numpy as np
 import yaml
 
 from . import __version__, runs
-from .config import Config
+from .config import Config, read_config_file
 from .data import Prepared, load_dataset, prepare, streams
-from .errors import ConfigError, DivergenceError, WeightsError
+from .errors import ConfigError, DivergenceError, OutputError, WeightsError
 from .metrics import accuracy, r2_score
 from .nn.losses import Loss, get_loss
 from .nn.network import Network
@@ -621,12 +623,9 @@ class Run:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
         d = Path(self.out)
         ckpt, cfg_file = d / "checkpoint.npz", d / "config.yaml"
-        if not ckpt.is_file() or not cfg_file.is_file():
+        if not os.path.isfile(ckpt) or not os.path.isfile(cfg_file):  # False on any OSError
             raise WeightsError(f"{d}: no checkpoint.npz and config.yaml to resume from")
-        try:
-            old = yaml.safe_load(cfg_file.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"{cfg_file}: cannot read the run's config ({e})") from None
+        old = read_config_file(cfg_file)  # bounded, strict YAML; every problem one ConfigError
         diffs = _config_differences(old, self.cfg.resolved())
         if diffs:
             key, was, now = diffs[0]
@@ -653,9 +652,14 @@ class Run:
         if self.dir is not None:
             return self.dir
         self.dir = runs.new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
-        runs.write_text(
-            self.dir / "config.yaml", yaml.safe_dump(self.cfg.resolved(), sort_keys=False)
-        )
+        try:
+            runs.write_text(
+                self.dir / "config.yaml", yaml.safe_dump(self.cfg.resolved(), sort_keys=False)
+            )
+        except OutputError:
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()  # still empty: leave no trace of a run that never started
+            raise
         return self.dir
 
     def spec(self, epoch: int) -> dict:
@@ -707,7 +711,12 @@ class Run:
                 return int(v)
             return float(v) if v != "" else float("nan")
 
-        out = [{k: value(k, v) for k, v in r.items()} for r in rows]
+        try:
+            out = [{k: value(k, v) for k, v in r.items()} for r in rows]
+        except (ValueError, TypeError):  # a cell that is no number, a row of the wrong length
+            raise WeightsError(
+                f"{path}: epochs 1-{epochs} are not all rows of numbers; cannot resume"
+            ) from None
         for r in out:
             if str(r["epoch"]) in warnings:
                 r["warnings"] = warnings[str(r["epoch"])]

@@ -1079,45 +1079,37 @@ def _cell_to(text: str) -> Callable[[bytes], bytes]:
 
 
 LONG = "p" * 300
-TRAIN_PY = "needs the change to train.py described in the issue 5 report"
-CLI_PY = "needs the change to cli.py described in the issue 5 report"
-# Bad inputs whose clean handling needs a file this change could not touch (train.py and
-# cli.py were being changed by someone else): xfail until then, each with its reason.
-NEEDS_OTHER_FILES = [
+# Resuming from, and predicting into, broken or impossible paths.
+RESUME_AND_OUTPUT = [
     (
         "resume-run-config-not-utf8",
         run_dir(run_file("config.yaml", lambda b: b + b"\xff\xfe")),
         RESUME,
         ["config.yaml", "UTF-8"],
-        TRAIN_PY,
     ),
     (
         "resume-metrics-not-a-number",
         run_dir(run_file("metrics.csv", _cell_to("abc"))),
         RESUME,
         ["metrics.csv", "cannot resume"],
-        TRAIN_PY,
     ),
     (
         "resume-metrics-extra-cells",
         run_dir(run_file("metrics.csv", _cell_to("1,2,3"))),
         RESUME,
         ["metrics.csv", "cannot resume"],
-        TRAIN_PY,
     ),
     (
         "resume-out-name-too-long",
         both(write("iris.yaml", IRIS_TEXT)),
         ["train", "iris.yaml", "--resume", "--out", LONG],
         ["no checkpoint.npz and config.yaml to resume from"],
-        TRAIN_PY,
     ),
     (
         "predict-output-name-too-long",
         weights_bytes(lambda b: b),
         ["predict", "-w", "w.npz", "-i", IRIS_CSV, "-o", LONG + ".csv"],
         ["not written", "too long"],
-        CLI_PY,
     ),
 ]
 
@@ -1137,11 +1129,7 @@ def tree(root: Path) -> dict[str, bytes | None]:
 
 @pytest.mark.parametrize(
     ("setup", "argv", "words"),
-    [pytest.param(*c[1:], id=c[0]) for c in CASES]
-    + [
-        pytest.param(*c[1:4], id=c[0], marks=pytest.mark.xfail(reason=c[4], strict=False))
-        for c in NEEDS_OTHER_FILES
-    ],
+    [pytest.param(*c[1:], id=c[0]) for c in CASES + RESUME_AND_OUTPUT],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
     setup, argv, words, tmp_path, monkeypatch, capsys, trained
@@ -1165,7 +1153,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
 
 
 def test_the_table_has_one_row_per_id():
-    ids = [c[0] for c in CASES + NEEDS_OTHER_FILES]
+    ids = [c[0] for c in CASES + RESUME_AND_OUTPUT]
     assert len(ids) == len(set(ids))
 
 
