@@ -207,7 +207,8 @@ def predict(
         str, typer.Option("--input", "-i", help="CSV/TSV/Parquet/NPZ file of rows to predict.")
     ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="CSV file to write (default: stdout).")
+        Path | None,
+        typer.Option("--output", "-o", help="CSV file to write (default, or -: stdout)."),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Add one probability column per class.")
@@ -221,6 +222,8 @@ def predict(
     from .inference import load_model, predict_rows
     from .runs import write_text
 
+    if output is not None and str(output) == "-":
+        output = None
     if output is not None and os.path.lexists(output) and not overwrite:  # no OSError
         raise OutputError(f"{output}: already exists; choose another --output or pass --overwrite")
     model = load_model(weights)
@@ -228,9 +231,19 @@ def predict(
     text = frame.to_csv(index=False, lineterminator="\n", float_format="%.8g")
     if output is None:
         sys.stdout.write(text)
+        return
+    # --overwrite replaces the file a symlink points to, not the link; a device or pipe
+    # (/dev/stdout, a FIFO) is written to, never renamed over.
+    target = Path(os.path.realpath(output))
+    if os.path.lexists(target) and not os.path.isfile(target):  # neither raises OSError
+        try:
+            with open(target, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise OutputError(f"{output}: not written ({e.strerror or e})") from None
     else:
-        write_text(output, text)
-        print(f"wrote {len(frame)} predictions to {output}", file=sys.stderr)
+        write_text(target, text)
+    print(f"wrote {len(frame)} predictions to {output}", file=sys.stderr)
 
 
 @app.command()

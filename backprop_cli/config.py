@@ -78,7 +78,7 @@ class DataConfig(Strict):
             )
         if self.validation + self.test >= 1:
             raise ValueError(
-                f"data.validation + data.test: must be < 1 (got {self.validation} + {self.test})"
+                f"data.test: data.validation + data.test must be < 1 (got {self.validation} + {self.test})"
             )
         return self
 

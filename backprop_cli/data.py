@@ -493,8 +493,14 @@ def prepare(
     train, val, tst = split_indices(n, strata, validation, test, streams(seed)["split"])
     for name, idx, frac in (("validation", val, validation), ("test", tst, test)):
         if frac > 0 and len(idx) == 0:
+            per_class = (
+                f" (the split is stratified: {len(classes)} classes of about {n / len(classes):.1f} rows each"
+                f"{'; is the target column really a class label?' if len(classes) > n / 2 else ''})"
+                if classes
+                else ""
+            )
             raise DataError(
-                f"{where}: {n} rows are too few for a {name} split of {frac}; "
+                f"{where}: {n} rows are too few for a {name} split of {frac}{per_class}; "
                 f"lower data.{name} or set it to 0"
             )
     if len(train) == 0:

@@ -122,7 +122,12 @@ def evaluate_model(
     """Loss, accuracy or R^2, and a confusion matrix for classification."""
     spec = model.spec
     if data is not None:
-        ds: Dataset = load_file(data, _target(spec), _features(spec))
+        # The trained feature columns by name when the file has them all (in any order, other
+        # columns ignored); else the file's own columns, which must then be as many.
+        names = spec.get("feature_names") or []
+        ds: Dataset = load_file(
+            data, _target(spec), _present_features(Path(data), names) or _features(spec)
+        )
         X, targets, where = ds.X, ds.targets, f"{data} ({len(ds.X)} rows)"
     else:
         X, targets, where = _rebuild(model, split, dataset)
@@ -194,9 +199,14 @@ def _present_features(path: Path, names: list[str]) -> list[str] | None:
     import pandas as pd
 
     try:
-        header = pd.read_csv(
-            path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0
-        ).columns
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            header = pq.read_schema(path).names
+        else:
+            header = pd.read_csv(
+                path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0
+            ).columns
     except Exception:
         return None  # load_file reports the real problem
     cols = [str(c) for c in header]

@@ -110,6 +110,10 @@ def new_run_dir(base: str | Path) -> Path:
     try:
         if not base.name:  # ".", "..": number the directory by its real name
             base = base.resolve()
+        if base.exists() and not base.is_dir():
+            raise OutputError(
+                f"{base}: is a file, not a run directory; choose another output.dir or --out"
+            )
         for i in range(1, 10_000):
             cand = base if i == 1 else base.with_name(f"{base.name}-{i}")
             try:
@@ -118,6 +122,8 @@ def new_run_dir(base: str | Path) -> Path:
             except FileExistsError:
                 if cand.is_dir() and not any(cand.iterdir()):
                     return cand
+    except OutputError:
+        raise
     except (OSError, ValueError) as e:  # a file in the way, no permission, a NUL byte, ...
         reason = getattr(e, "strerror", None) or str(e)
         raise OutputError(f"{base}: cannot create the run directory ({reason})") from None

@@ -503,3 +503,66 @@ def test_interrupt_outside_training_says_so(capsys, monkeypatch):
     monkeypatch.setattr(data, "describe_builtins", interrupted)
     assert main(["datasets"]) == 130
     assert_one_line_error(capsys.readouterr().err, "interrupted")
+
+
+def test_eval_and_predict_take_the_trained_columns_by_name(capsys, tmp_path):
+    assert run_cli(capsys, "train", CONFIGS / "iris.yaml", "-q", *FAST)[0] == 0
+    lines = (CONFIGS.parent / "datasets" / "iris.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines]
+    # columns reversed, and an id column in front: the same rows, in another layout
+    shuffled = "\n".join(
+        ",".join([("id" if i == 0 else str(i)), *r[::-1]]) for i, r in enumerate(rows)
+    )
+    (tmp_path / "rev.csv").write_text(shuffled + "\n")
+    code, out, _ = run_cli(
+        capsys, "eval", "-w", "runs/iris/weights.npz", "--data", "rev.csv", "--json"
+    )
+    full = CONFIGS.parent / "datasets" / "iris.csv"
+    code2, out2, _ = run_cli(
+        capsys, "eval", "-w", "runs/iris/weights.npz", "--data", full, "--json"
+    )
+    assert code == code2 == 0
+    assert json.loads(out)["accuracy"] == json.loads(out2)["accuracy"]
+    assert json.loads(out)["loss"] == pytest.approx(json.loads(out2)["loss"])
+
+
+def test_predict_overwrite_writes_through_a_symlink_and_dash_is_stdout(capsys, tmp_path):
+    assert run_cli(capsys, "train", CONFIGS / "iris.yaml", "-q", *FAST)[0] == 0
+    iris = CONFIGS.parent / "datasets" / "iris.csv"
+    (tmp_path / "target.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to("target.csv")
+    code, _, _ = run_cli(
+        capsys,
+        "predict",
+        "-w",
+        "runs/iris/weights.npz",
+        "-i",
+        iris,
+        "-o",
+        "link.csv",
+        "--overwrite",
+    )
+    assert code == 0
+    assert (tmp_path / "link.csv").is_symlink()
+    assert (tmp_path / "target.csv").read_text().splitlines()[0] == "prediction"
+    code, out, _ = run_cli(capsys, "predict", "-w", "runs/iris/weights.npz", "-i", iris, "-o", "-")
+    assert code == 0 and out.splitlines()[0] == "prediction" and len(out.splitlines()) == 151
+
+
+def test_out_that_is_a_file_is_refused(capsys, tmp_path):
+    (tmp_path / "somefile").write_text("mine")
+    code, _, err = run_cli(capsys, "train", CONFIGS / "iris.yaml", "--out", "somefile", *FAST)
+    assert code == 2
+    assert_one_line_error(err, "somefile", "is a file")
+    assert (tmp_path / "somefile").read_text() == "mine" and not (tmp_path / "somefile-2").exists()
+
+
+def test_glorot_is_xavier():
+    import numpy as np
+
+    from backprop_cli.nn import Network
+
+    a, b = Network([30, 20], ["identity"]), Network([30, 20], ["identity"])
+    a.init("xavier", np.random.default_rng(3))
+    b.init("glorot", np.random.default_rng(3))
+    assert np.array_equal(a.params, b.params)

@@ -31,7 +31,7 @@ import numpy as np
 from .activations import Activation, get_activation
 from .losses import Loss
 
-INITS = ("he", "xavier", "normal", "uniform")
+INITS = ("he", "xavier", "glorot", "normal", "uniform")  # glorot is xavier's other name
 
 
 class Network:
@@ -138,7 +138,7 @@ class Network:
             fan_in, fan_out = W.shape
             if how == "he":
                 w = rng.normal(0.0, math.sqrt(2.0 / fan_in), W.shape)
-            elif how == "xavier":
+            elif how in ("xavier", "glorot"):
                 r = math.sqrt(6.0 / (fan_in + fan_out))
                 w = rng.uniform(-r, r, W.shape)
             elif how == "normal":
