@@ -392,9 +392,10 @@ def datasets(json_out: JsonOpt = False) -> None:
 
 
 # Commands that live in their own modules (they import only typer at start-up).
-from . import cli_visual  # noqa: E402
+from . import cli_sweep, cli_visual  # noqa: E402
 
 cli_visual.register(app)
+cli_sweep.register(app)
 
 
 def _interrupt_on_signals() -> None:
