@@ -505,3 +505,28 @@ def test_defaults_equal_torch_defaults(name):
     ours = make_optimizer(name, np.zeros(2), np.zeros(2)).hyper
     for key, value in ours.items():
         assert theirs[key] == value, key
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("name", "hyper"), [("adam", {}), ("adam", {"weight_decay": 0.01}), ("adamw", {})]
+)
+def test_numba_kernel_is_bit_identical_to_numpy(monkeypatch, dtype, name, hyper):
+    pytest.importorskip("numba")
+    from backprop_cli.nn import fast
+
+    n = fast.MIN_PARAMS + 17
+    rng = np.random.default_rng(0)
+    p0 = rng.random(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(5)]
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BACKPROP_NUMBA", flag)
+        p, g = p0.copy(), np.empty_like(p0)
+        opt = make_optimizer(name, p, g, lr=1e-3, **hyper)
+        assert (opt._kernel is not None) == (flag == "1")
+        for gi in grads:
+            g[:] = gi
+            opt.step()
+        results.append(p)
+    assert np.array_equal(results[0], results[1])

@@ -187,6 +187,12 @@ class Adam(Optimizer):
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     decoupled = False
 
+    def __init__(self, params, grads, **hyper):
+        super().__init__(params, grads, **hyper)
+        from .fast import adam_kernel
+
+        self._kernel = None if self.amsgrad else adam_kernel(params)
+
     def _validate(self):
         super()._validate()
         if self.eps < 0:
@@ -199,6 +205,26 @@ class Adam(Optimizer):
 
     def _step(self, p, g):
         b1, b2 = self.betas
+        if self._kernel is not None:
+            f = p.dtype.type  # scalars in the buffers' dtype, as NumPy casts them below
+            bias1, bias2_sqrt = 1.0 - b1**self.t, math.sqrt(1.0 - b2**self.t)
+            wd = 0.0 if self.decoupled else self.weight_decay
+            decay = 1.0 - self.lr * self.weight_decay if self.decoupled else 1.0
+            self._kernel(
+                p,
+                g,
+                self.state["exp_avg"],
+                self.state["exp_avg_sq"],
+                f(1.0 - b1),
+                f(1.0 - b2),
+                f(b2),
+                f(1.0 / bias2_sqrt),
+                f(self.eps),
+                f(self.lr / bias1),
+                f(wd),
+                f(decay),
+            )
+            return
         if self.decoupled:
             p *= 1.0 - self.lr * self.weight_decay  # AdamW: decay the weights, not the gradient
         else:
