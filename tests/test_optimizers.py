@@ -509,7 +509,16 @@ def test_defaults_equal_torch_defaults(name):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    ("name", "hyper"), [("adam", {}), ("adam", {"weight_decay": 0.01}), ("adamw", {})]
+    ("name", "hyper"),
+    [
+        ("adam", {}),
+        ("adam", {"weight_decay": 0.01}),
+        ("adamw", {}),
+        ("sgd", {}),
+        ("sgd", {"momentum": 0.9}),
+        ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+        ("sgd", {"momentum": 0.8, "dampening": 0.3}),
+    ],
 )
 def test_numba_kernel_is_bit_identical_to_numpy(monkeypatch, dtype, name, hyper):
     pytest.importorskip("numba")

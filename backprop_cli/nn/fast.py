@@ -1,6 +1,6 @@
-"""Optional accelerator: Adam/AdamW as one fused pass over the flat buffers, with numba.
+"""Optional accelerator: Adam/AdamW and SGD as one fused pass over the flat buffers, with numba.
 
-NumPy's Adam step is a dozen passes over the parameters (each operation reads and writes
+NumPy's Adam step is a dozen passes (SGD with momentum four) over the parameters (each operation reads and writes
 the whole buffer); this kernel does the same float32/float64 operations, in the same
 order, element by element in one pass, on one thread (a second would only contend with
 OpenBLAS and other processes for the cores). It is used only when numba is
@@ -37,11 +37,28 @@ def _build():
             v[i] = vi
             p[i] = pi - (mi / ((np.sqrt(vi) * inv_bias2_sqrt) + eps)) * step
 
-    return adam_step
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
+    def sgd_step(p, g, buf, lr, momentum, damp, wd, first, nesterov):
+        for i in range(p.size):
+            gi = g[i]
+            if wd != 0:
+                gi = p[i] * wd + gi
+            if momentum != 0:
+                if first:
+                    bi = gi
+                elif damp != 1:
+                    bi = buf[i] * momentum + gi * damp  # damp = 1 - dampening
+                else:
+                    bi = buf[i] * momentum + gi
+                buf[i] = bi
+                gi = bi * momentum + gi if nesterov else bi
+            p[i] = p[i] - gi * lr
+
+    return {"adam": adam_step, "sgd": sgd_step}
 
 
-def adam_kernel(params: np.ndarray):
-    """The fused Adam kernel, or None where the NumPy path should be used."""
+def kernel(name: str, params: np.ndarray):
+    """The fused kernel for optimizer ``name``, or None where the NumPy path should be used."""
     global _kernel
     if params.size < MIN_PARAMS or os.environ.get("BACKPROP_NUMBA", "1") == "0":
         return None
@@ -50,4 +67,4 @@ def adam_kernel(params: np.ndarray):
             _kernel = _build()
         except ImportError:
             _kernel = False
-    return _kernel or None
+    return _kernel[name] if _kernel else None

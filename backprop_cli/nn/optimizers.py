@@ -95,7 +95,27 @@ class SGD(Optimizer):
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
+    def __init__(self, params, grads, **hyper):
+        super().__init__(params, grads, **hyper)
+        from .fast import kernel
+
+        self._kernel = kernel("sgd", params)
+
     def _step(self, p, g):
+        if self._kernel is not None:
+            f = p.dtype.type  # scalars in the buffers' dtype, as NumPy casts them below
+            self._kernel(
+                p,
+                g,
+                self.state["momentum_buffer"],
+                f(self.lr),
+                f(self.momentum),
+                f(1.0 - self.dampening),
+                f(self.weight_decay),
+                self.t == 1,
+                bool(self.nesterov),
+            )
+            return
         g = self._decayed(p, g)
         tmp = self._tmp
         if self.momentum:
@@ -189,9 +209,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, grads, **hyper):
         super().__init__(params, grads, **hyper)
-        from .fast import adam_kernel
+        from .fast import kernel
 
-        self._kernel = None if self.amsgrad else adam_kernel(params)
+        self._kernel = None if self.amsgrad else kernel("adam", params)
 
     def _validate(self):
         super()._validate()
