@@ -45,7 +45,9 @@ def data(rows, features, classes, seed=0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((rows, features), dtype=np.float32)  # no float64 copy to inflate the peak
+    X = rng.standard_normal(
+        (rows, features), dtype=np.float32
+    )  # no float64 copy to inflate the peak
     y = rng.integers(0, classes, rows)
     return X, y
 
