@@ -501,26 +501,31 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
 
 
-def read_config_file(path: str | Path) -> dict:
-    """The raw mapping of a YAML config file."""
+def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
+    """The parsed content of a YAML file read as configs are: bounded size, UTF-8, strict YAML."""
     p = Path(path)
     try:
         if p.is_dir():
-            raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+            raise ConfigError(f"{path}: is a directory, expected a YAML {what}")
         with p.open("rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except (OSError, ValueError) as e:  # permissions, a name too long, a NUL byte, ...
         reason = getattr(e, "strerror", None) or str(e)
-        raise ConfigError(f"{path}: cannot read config file ({reason})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({reason})") from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes")
+        raise ConfigError(f"{path}: {what} larger than {MAX_CONFIG_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    data = parse_yaml(text, str(path))
+    return parse_yaml(text, str(path))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The raw mapping of a YAML config file."""
+    data = read_yaml_file(path)
     if data is None:
         raise ConfigError(
             f"{path}: the config file is empty; expected a mapping with data, model, loss, ..."

@@ -412,27 +412,12 @@ def load_sweep(path: str | Path, data: dict | None = None, check_data: bool = Tr
 
 
 def _read_sweep_file(path: Path) -> dict:
-    """The sweep file's mapping: bounded, strict YAML, as configs are read."""
-    from .config import MAX_CONFIG_BYTES, parse_yaml
+    """The sweep file's mapping: bounded, strict YAML, read as configs are."""
+    from .config import read_yaml_file
 
-    try:
-        if path.is_dir():
-            raise ConfigError(f"{path}: is a directory; expected a sweep file (or --resume)")
-        with path.open("rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: sweep file not found") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"{path}: cannot read the sweep file ({getattr(e, 'strerror', None) or e})"
-        ) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: sweep file larger than {MAX_CONFIG_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    data = parse_yaml(text, str(path))
+    if os.path.isdir(path):  # False, not an error, for a name too long or with a NUL byte
+        raise ConfigError(f"{path}: is a directory; expected a sweep file (or --resume)")
+    data = read_yaml_file(path, "sweep file")
     if not isinstance(data, dict):
         got = "empty" if data is None else f"a {type(data).__name__}"
         raise ConfigError(
