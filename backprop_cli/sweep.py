@@ -534,8 +534,9 @@ def init_worker(threads: int) -> None:
 
 
 class _StopWatch:
-    """While a trial runs, look for the sweep's stop file; once it is there, keep asking the
-    trainer to stop (``train.STOP``) until the trial returns."""
+    """While a trial runs, look for the sweep's stop file; once it is there, ``seen`` is True and
+    the trial's trainer (which asks it at every batch) stops. Per trial, so that the trials of
+    a Dask worker with several threads stop each on its own."""
 
     def __init__(self, stop_file: str):
         self.stop_file = stop_file
@@ -553,11 +554,9 @@ class _StopWatch:
 
     def _watch(self) -> None:
         while not self._done.wait(WATCH_S):
-            if self.seen or os.path.exists(self.stop_file):
+            if os.path.exists(self.stop_file):
                 self.seen = True
-                from .train import STOP
-
-                STOP.requested = True
+                return
 
 
 def _prepare_fresh(d: Path) -> None:
@@ -604,10 +603,10 @@ def run_trial(task: dict) -> dict:
             if watch.seen:
                 return result | {"status": "pending" if not task["resume"] else "interrupted"}
             run.start()
-            for _ in run.epochs():
+            for _ in run.epochs(should_stop=lambda: watch.seen):
                 pass
             result["status"] = run.stop_reason
-        except KeyboardInterrupt:  # the stop file, through train.STOP
+        except KeyboardInterrupt:  # the stop file, through the trainer's should_stop
             result["status"] = "interrupted"
         except DivergenceError as e:
             result |= {"status": "diverged", "error": str(e)}

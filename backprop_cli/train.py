@@ -142,6 +142,8 @@ class Trainer:
         self.best_params = net.params.copy() if early is not None else None
         self.slices = net.layer_slices()
         self._pending_warnings: list[str] = []
+        # Asked at each batch: True stops this trainer alone (STOP stops every one in the process).
+        self.should_stop: Callable[[], bool] | None = None
 
     # ------------------------------------------------------------------ state (the checkpoint)
 
@@ -261,7 +263,8 @@ class Trainer:
         # Overflow on the way to a non-finite loss is caught below, with a clear message.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for b in range(n_batches):
-                STOP.check()
+                if STOP.requested or (self.should_stop is not None and self.should_stop()):
+                    raise KeyboardInterrupt
                 idx = order[b * bs : (b + 1) * bs]
                 m = len(idx)
                 xb = X.take(idx, axis=0, out=xbuf[:m])
@@ -722,9 +725,12 @@ class Run:
                 r["warnings"] = warnings[str(r["epoch"])]
         return out
 
-    def epochs(self, progress: Progress | None = None) -> Iterator[dict]:
+    def epochs(
+        self, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[dict]:
         """Train, yielding each epoch's record after its files are written."""
         self.t0 = time.perf_counter()
+        self.trainer.should_stop = should_stop
         STOP.active, STOP.requested = True, False
         try:
             for record in self.trainer.run(progress):
@@ -735,6 +741,8 @@ class Run:
                 ):
                     self.save()
                 STOP.check()
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
                 yield record
         except DivergenceError:
             self.stop_reason = "diverged"

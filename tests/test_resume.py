@@ -189,3 +189,18 @@ def test_resume_refuses_a_metrics_file_that_lost_epochs(capsys, tmp_path):
     (tmp_path / "r/metrics.csv").write_text("\n".join(lines[:2]) + "\n")  # header and epoch 1
     assert main([*base, "--set", "training.epochs=5", "--resume"]) == 2
     assert "does not list epochs 1-3" in capsys.readouterr().err
+
+
+def test_should_stop_stops_one_run_and_keeps_its_epochs(tmp_path):
+    from backprop_cli.config import load_config
+    from backprop_cli.train import STOP, Run
+
+    run = Run(load_config(CONFIGS / "iris.yaml", ["training.epochs=10"]), "iris.yaml", out="r")
+    run.start()
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        for record in run.epochs(should_stop=lambda: len(seen) >= 3):
+            seen.append(record["epoch"])
+    assert seen == [1, 2, 3] and not STOP.requested  # the process-wide flag was never touched
+    assert json.loads((tmp_path / "r/summary.json").read_text())["stop_reason"] == "interrupted"
+    assert metrics(tmp_path / "r/metrics.csv")[-1]["epoch"] == "3"
