@@ -54,17 +54,9 @@ def emit(text: str) -> None:
 
 
 def json_line(obj: dict) -> None:
-    emit(json.dumps(_clean(obj)))
+    from .runs import json_safe
 
-
-def _clean(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+    emit(json.dumps(json_safe(obj)))
 
 
 MAIN_COLUMNS = (

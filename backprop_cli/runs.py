@@ -11,7 +11,6 @@ from the .npy headers before any array data is read.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import math
@@ -130,17 +129,15 @@ def new_run_dir(base: str | Path) -> Path:
     raise OutputError(f"{base}: too many runs with this name; choose another output.dir or --out")
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    """metrics.csv with one row per epoch; columns in first-seen order; NaN as an empty cell."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for row in rows:
-        w.writerow([_cell(row.get(c)) for c in columns])
-    write_text(path, buf.getvalue())
+def json_safe(obj):
+    """NaN and Inf become None, in nested dicts and lists, so the JSON is valid everywhere (jq included)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def _cell(v) -> str:

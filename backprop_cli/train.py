@@ -833,7 +833,7 @@ class Run:
         }
 
     def write_summary(self) -> dict:
-        s = _finite(self.summary())
+        s = runs.json_safe(self.summary())
         if self.dir is not None:
             runs.write_json(self.dir / "summary.json", s)
         self.summary_data = s
@@ -847,14 +847,3 @@ def _model_digest(cfg: Config) -> str:
     r = cfg.resolved()
     key = {k: r[k] for k in ("seed", "data", "model", "loss")}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def _finite(obj):
-    """NaN and Inf become None so the JSON is valid everywhere (jq included)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -28,3 +29,26 @@ def write_config(tmp_path):
 
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+def run_cli(capsys, *args):
+    """(exit code, stdout, stderr) of the real entry point on ``args``."""
+    from backprop_cli.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_one_line_error(err, *words):
+    """stderr is one `error:` line, without a traceback, holding every one of ``words``."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], (w, lines[0])

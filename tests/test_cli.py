@@ -12,28 +12,9 @@ import pytest
 
 from backprop_cli.cli import main
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, assert_one_line_error, json_lines, run_cli
 
 FAST = ["--set", "training.epochs=3"]
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def json_lines(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_one_line_error(err, *words):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 @pytest.fixture

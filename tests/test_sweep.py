@@ -12,11 +12,10 @@ import time
 
 import pytest
 
-from backprop_cli.cli import main
 from backprop_cli.errors import ConfigError, OutputError
 from backprop_cli.sweep import DirLock, load_sweep, show_value
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, assert_one_line_error, json_lines, run_cli
 
 IRIS = CONFIGS / "iris.yaml"
 
@@ -51,27 +50,9 @@ output: {dir: runs/reg}
 """
 
 
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def json_lines(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def assert_one_line_error(err, *words):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 def check_grid_run(events, tmp_path):

@@ -19,23 +19,7 @@ from backprop_cli.config import load_config
 from backprop_cli.trace import trace_config
 from backprop_cli.train import Run
 
-from .conftest import CONFIGS, ROOT
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(err, *words):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-
+from .conftest import CONFIGS, ROOT, assert_one_line_error, run_cli
 
 # ---------------------------------------------------------------------------- trace
 
