@@ -830,6 +830,10 @@ class Run:
                 "numpy": np.__version__,
                 "python": platform.python_version(),
             },
+            # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
+            "optimizer_update": "compiled"
+            if getattr(self.opt, "_kernel", None) is not None
+            else "numpy",
         }
 
     def write_summary(self) -> dict:

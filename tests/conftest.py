@@ -1,5 +1,6 @@
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,9 @@ def write_config(tmp_path):
 
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# The compiled optimizer kernels (nn/fast.py) are built into a cache of this test session's,
+# not the user's; the CLI's subprocesses inherit it.
+os.environ.setdefault("BACKPROP_CACHE_DIR", tempfile.mkdtemp(prefix="backprop-test-cache-"))
 
 
 def run_cli(capsys, *args):

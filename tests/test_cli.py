@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from backprop_cli.cli import main
+from backprop_cli.nn import fast
 
 from .conftest import CONFIGS, assert_one_line_error, json_lines, run_cli
 
@@ -55,6 +56,7 @@ def test_train_json_lines_and_run_files(digits_run, tmp_path):
     saved = json.loads((run / "summary.json").read_text())
     assert saved["stop_reason"] == "completed" and saved["epochs"] == 3
     assert saved["config_sha256"] and saved["versions"]["numpy"] == np.__version__
+    assert saved["optimizer_update"] == ("compiled" if fast.library() else "numpy")
     with np.load(run / "weights.npz", allow_pickle=False) as z:
         assert set(z.files) == {"W0", "b0", "W1", "b1", "x_mean", "x_scale", "spec"}
         spec = json.loads(str(z["spec"]))

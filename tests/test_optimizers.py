@@ -17,7 +17,21 @@ import re
 import numpy as np
 import pytest
 
+from backprop_cli.nn import fast
 from backprop_cli.nn.optimizers import make_optimizer
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def backend(request, monkeypatch):
+    """Every rule is checked on both paths: the compiled kernel (nn/fast.py) and NumPy's."""
+    if request.param == "numpy":
+        monkeypatch.setenv("BACKPROP_FAST", "0")
+    elif fast._compiler() is None:
+        pytest.skip("no C compiler")
+    else:
+        assert fast.library() is not None, fast.why_not  # a compiler that fails is a failure here
+    return request.param
+
 
 # torch.optim's defaults, from the signatures of torch.optim.SGD / RMSprop / Adam / AdamW.
 TORCH_DEFAULTS = {
@@ -505,37 +519,3 @@ def test_defaults_equal_torch_defaults(name):
     ours = make_optimizer(name, np.zeros(2), np.zeros(2)).hyper
     for key, value in ours.items():
         assert theirs[key] == value, key
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(
-    ("name", "hyper"),
-    [
-        ("adam", {}),
-        ("adam", {"weight_decay": 0.01}),
-        ("adamw", {}),
-        ("sgd", {}),
-        ("sgd", {"momentum": 0.9}),
-        ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
-        ("sgd", {"momentum": 0.8, "dampening": 0.3}),
-    ],
-)
-def test_numba_kernel_is_bit_identical_to_numpy(monkeypatch, dtype, name, hyper):
-    pytest.importorskip("numba")
-    from backprop_cli.nn import fast
-
-    n = fast.MIN_PARAMS + 17
-    rng = np.random.default_rng(0)
-    p0 = rng.random(n).astype(dtype)
-    grads = [rng.standard_normal(n).astype(dtype) for _ in range(5)]
-    results = []
-    for flag in ("1", "0"):
-        monkeypatch.setenv("BACKPROP_NUMBA", flag)
-        p, g = p0.copy(), np.empty_like(p0)
-        opt = make_optimizer(name, p, g, lr=1e-3, **hyper)
-        assert (opt._kernel is not None) == (flag == "1")
-        for gi in grads:
-            g[:] = gi
-            opt.step()
-        results.append(p)
-    assert np.array_equal(results[0], results[1])

@@ -1,70 +1,143 @@
-"""Optional accelerator: Adam/AdamW and SGD as one fused pass over the flat buffers, with numba.
+"""Optional accelerator: Adam/AdamW and SGD as one C loop over the flat buffers.
 
-NumPy's Adam step is a dozen passes (SGD with momentum four) over the parameters (each operation reads and writes
-the whole buffer); this kernel does the same float32/float64 operations, in the same
-order, element by element in one pass, on one thread (a second would only contend with
-OpenBLAS and other processes for the cores). It is used only when numba is
-installed (``pip install 'backprop-cli[fast]'``), the network is large enough for the
-pass count to matter, and BACKPROP_NUMBA is not 0; everything works the same without it.
-The arithmetic is identical (no fast-math, no fused multiply-add), so the results are the
-NumPy path's to the last bit: tests/test_optimizers.py checks that where numba is present.
+NumPy's Adam step is a dozen passes over the parameters (SGD with momentum four), each
+reading and writing whole buffers; ``_kernels.c`` does the same float32/float64 operations,
+in the same order, element by element in one pass, on one thread (a second would only
+contend with OpenBLAS for the cores). The results are the NumPy path's to the last bit:
+no fused multiply-add, no fast-math (tests/test_optimizers.py checks it).
+
+The C file is compiled the first time it is needed, with the system's C compiler ($CC,
+else cc, gcc or clang), into the user's cache directory ($BACKPROP_CACHE_DIR, else
+$XDG_CACHE_HOME/backprop-cli or ~/.cache/backprop-cli), once per source, compiler and CPU,
+and loaded with ctypes: nothing to install, no import cost, no compiler in memory. Where
+there is no compiler, or it fails, or BACKPROP_FAST=0, the optimizers use NumPy and
+everything works the same, only slower.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-MIN_PARAMS = 50_000  # below this the NumPy path is as fast and there is nothing to compile
+SOURCE = Path(__file__).with_name("_kernels.c")
+# -fno-math-errno lets sqrt vectorize (it changes no result); -ffp-contract=off keeps a * b + c
+# two roundings, as NumPy computes it.
+FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
 
-_kernel = None
+_lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
+why_not = ""  # why the accelerator is unavailable, for `BACKPROP_FAST=1` and the tests
 
 
-def _build():
-    import numba
+def cache_dir() -> Path:
+    if os.environ.get("BACKPROP_CACHE_DIR"):
+        return Path(os.environ["BACKPROP_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "backprop-cli"
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def adam_step(p, g, m, v, c1, c2, b2, inv_bias2_sqrt, eps, step, wd, decay):
-        for i in range(p.size):
-            pi = p[i] * decay  # AdamW's decoupled decay (decay = 1 for Adam)
-            gi = g[i]
-            if wd != 0:
-                gi = pi * wd + gi  # Adam's L2 term, folded into the gradient
-            mi = m[i] + (gi - m[i]) * c1
-            vi = v[i] * b2 + (gi * gi) * c2
-            m[i] = mi
-            v[i] = vi
-            p[i] = pi - (mi / ((np.sqrt(vi) * inv_bias2_sqrt) + eps)) * step
 
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
-    def sgd_step(p, g, buf, lr, momentum, damp, wd, first, nesterov):
-        for i in range(p.size):
-            gi = g[i]
-            if wd != 0:
-                gi = p[i] * wd + gi
-            if momentum != 0:
-                if first:
-                    bi = gi
-                elif damp != 1:
-                    bi = buf[i] * momentum + gi * damp  # damp = 1 - dampening
-                else:
-                    bi = buf[i] * momentum + gi
-                buf[i] = bi
-                gi = bi * momentum + gi if nesterov else bi
-            p[i] = p[i] - gi * lr
+def _cpu() -> str:
+    """The CPU's model and features (Linux), so a cached library built with -march=native is
+    never loaded on a different CPU sharing the home directory; '' where unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+    keep = ("vendor_id", "model name", "flags", "Features", "CPU implementer", "CPU part")
+    seen: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in keep and key not in seen:
+            seen[key] = value.strip()
+    return "\n".join(f"{k}: {v}" for k, v in sorted(seen.items()))
 
-    return {"adam": adam_step, "sgd": sgd_step}
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    if cc:
+        return shutil.which(cc)
+    return next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
+
+
+def _build() -> ctypes.CDLL:
+    cc = _compiler()
+    if cc is None:
+        raise OSError("no C compiler (cc, gcc or clang) on PATH")
+    cpu = _cpu()
+    flags = FLAGS + (["-march=native"] if cpu else [])
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(
+        b"\0".join(
+            [source, " ".join(flags).encode(), cc.encode(), cpu.encode(), sys.platform.encode()]
+            + [platform.machine().encode()]
+        )
+    ).hexdigest()[:20]
+    folder = cache_dir()
+    lib_path = folder / f"kernels-{key}.so"
+    if lib_path.exists():
+        try:
+            return ctypes.CDLL(str(lib_path))
+        except OSError:
+            pass  # damaged: build it again below
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Built under a temporary name and renamed: a sweep's processes may build at once.
+    fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
+    os.close(fd)
+    try:
+        done = subprocess.run(
+            [cc, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise OSError(f"{cc} failed: {done.stderr.strip()[:300]}")
+        os.replace(tmp, lib_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return ctypes.CDLL(str(lib_path))
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    ptr, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        adam = getattr(lib, f"adam_{suffix}")
+        adam.argtypes = [ptr, ptr, ptr, ptr, i64] + [real] * 8
+        adam.restype = None
+        sgd = getattr(lib, f"sgd_{suffix}")
+        sgd.argtypes = [ptr, ptr, ptr, i64] + [real] * 4 + [i32, i32]
+        sgd.restype = None
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or None where they are off or cannot be built (``why_not`` says why)."""
+    global _lib, why_not
+    if os.environ.get("BACKPROP_FAST", "1") == "0":
+        why_not = "BACKPROP_FAST=0"
+        return None
+    if _lib is None:
+        try:
+            _lib = _declare(_build())
+        except (OSError, subprocess.SubprocessError, AttributeError) as e:
+            _lib, why_not = False, str(e)
+    return _lib or None
 
 
 def kernel(name: str, params: np.ndarray):
-    """The fused kernel for optimizer ``name``, or None where the NumPy path should be used."""
-    global _kernel
-    if params.size < MIN_PARAMS or os.environ.get("BACKPROP_NUMBA", "1") == "0":
+    """The C function for optimizer ``name`` ('adam' or 'sgd') on ``params``' dtype, or None
+    where the NumPy path is to be used."""
+    lib = library()
+    if lib is None or params.dtype.name not in ("float32", "float64"):
         return None
-    if _kernel is None:
-        try:
-            _kernel = _build()
-        except ImportError:
-            _kernel = False
-    return _kernel[name] if _kernel else None
+    suffix = "f32" if params.dtype.name == "float32" else "f64"
+    return getattr(lib, f"{name}_{suffix}")

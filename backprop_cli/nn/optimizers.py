@@ -50,6 +50,18 @@ class Optimizer:
         if self.hyper.get("weight_decay", 0) < 0:
             raise ValueError(f"Invalid weight_decay value: {self.hyper['weight_decay']}")
 
+    def _fast(self, name: str, *state: str) -> None:
+        """Use the compiled kernel ``name`` (fast.py) where it is available for these buffers.
+
+        The buffers' addresses are taken once: they are never replaced, only written in place.
+        """
+        from .fast import kernel
+
+        arrays = (self.params, self.grads, *(self.state[k] for k in state))
+        usable = all(a.flags.c_contiguous and a.dtype == self.params.dtype for a in arrays)
+        self._kernel = kernel(name, self.params) if usable else None
+        self._pointers = tuple(a.ctypes.data for a in arrays)
+
     def step(self) -> None:
         self.t += 1
         self._step(self.params, self.grads)
@@ -97,17 +109,14 @@ class SGD(Optimizer):
 
     def __init__(self, params, grads, **hyper):
         super().__init__(params, grads, **hyper)
-        from .fast import kernel
-
-        self._kernel = kernel("sgd", params)
+        self._fast("sgd", "momentum_buffer")
 
     def _step(self, p, g):
         if self._kernel is not None:
             f = p.dtype.type  # scalars in the buffers' dtype, as NumPy casts them below
             self._kernel(
-                p,
-                g,
-                self.state["momentum_buffer"],
+                *self._pointers,
+                p.size,
                 f(self.lr),
                 f(self.momentum),
                 f(1.0 - self.dampening),
@@ -209,9 +218,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, grads, **hyper):
         super().__init__(params, grads, **hyper)
-        from .fast import kernel
-
-        self._kernel = None if self.amsgrad else kernel("adam", params)
+        self._kernel = None
+        if not self.amsgrad:
+            self._fast("adam", "exp_avg", "exp_avg_sq")
 
     def _validate(self):
         super()._validate()
@@ -231,10 +240,8 @@ class Adam(Optimizer):
             wd = 0.0 if self.decoupled else self.weight_decay
             decay = 1.0 - self.lr * self.weight_decay if self.decoupled else 1.0
             self._kernel(
-                p,
-                g,
-                self.state["exp_avg"],
-                self.state["exp_avg_sq"],
+                *self._pointers,
+                p.size,
                 f(1.0 - b1),
                 f(1.0 - b2),
                 f(b2),

@@ -1,0 +1,135 @@
+"""The compiled optimizer kernels (backprop_cli/nn/fast.py): bit-identical to the NumPy path,
+built once and cached, and never in the way where they cannot be built."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backprop_cli.nn import fast
+from backprop_cli.nn.optimizers import make_optimizer
+
+HAVE_CC = fast._compiler() is not None
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """fast.py as if first imported, with its cache in tmp_path/cache."""
+    monkeypatch.setattr(fast, "_lib", None)
+    monkeypatch.setattr(fast, "why_not", "")
+    monkeypatch.setenv("BACKPROP_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def awkward(rng, n, dtype):
+    """Values that catch a different operation order: a wide range of magnitudes, zeros of
+    both signs, subnormals, and a few Inf and NaN."""
+    x = rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
+    x[:5] = [0.0, -0.0, np.finfo(dtype).tiny / 3, np.inf, np.nan]
+    return x.astype(dtype)
+
+
+def bits(a):
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("name", "hyper"),
+    [
+        ("adam", {}),
+        ("adam", {"weight_decay": 0.01, "betas": (0.8, 0.9), "eps": 1e-6}),
+        ("adamw", {}),
+        ("adamw", {"weight_decay": 0.1}),
+        ("sgd", {}),
+        ("sgd", {"weight_decay": 0.01}),
+        ("sgd", {"momentum": 0.9}),
+        ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+        ("sgd", {"momentum": 0.8, "dampening": 0.3}),
+    ],
+)
+def test_kernel_is_bit_identical_to_numpy(fresh, monkeypatch, dtype, name, hyper):
+    rng = np.random.default_rng(0)
+    n = 1003  # not a multiple of any vector width: the loops' tails are covered
+    p0 = awkward(rng, n, dtype)
+    grads = [awkward(rng, n, dtype) for _ in range(6)]
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BACKPROP_FAST", flag)
+        p, g = p0.copy(), np.empty_like(p0)
+        opt = make_optimizer(name, p, g, lr=1e-3, **hyper)
+        assert (opt._kernel is not None) == (flag == "1"), fast.why_not
+        with np.errstate(all="ignore"):
+            for gi in grads:
+                g[:] = gi
+                opt.step()
+        results.append((p, *(opt.state[k] for k in opt.state_names)))
+    for ours, numpy_s in zip(*results, strict=True):
+        np.testing.assert_array_equal(bits(ours), bits(numpy_s))
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_built_once_then_loaded_from_the_cache(fresh, monkeypatch):
+    assert fast.library() is not None, fast.why_not
+    built = list(fresh.glob("kernels-*.so"))
+    assert len(built) == 1
+    assert not list(fresh.glob(".kernels-*"))  # no temporary left behind
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    mtime = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(fast, "_lib", None)
+    monkeypatch.setattr(fast.subprocess, "run", None)  # a second build would fail
+    assert fast.library() is not None
+    assert built[0].stat().st_mtime_ns == mtime
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_a_damaged_cached_library_is_rebuilt(fresh):
+    assert fast.library() is not None, fast.why_not
+    (built,) = fresh.glob("kernels-*.so")
+    damaged = built.with_name("damaged")
+    damaged.write_bytes(b"not a shared library")
+    os.replace(damaged, built)  # a new file: this process keeps its mapping of the old one
+    # A new process, as the next run would be (this one has the library loaded already).
+    code = "from backprop_cli.nn import fast; print(fast.library() is not None, fast.why_not)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "True", out.stdout
+    assert built.read_bytes()[:4] == b"\x7fELF" or sys.platform != "linux"
+
+
+def test_without_a_compiler_numpy_does_the_work(fresh, monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    p, g = np.ones(4), np.full(4, 0.5)
+    opt = make_optimizer("adam", p, g, lr=0.1)
+    assert opt._kernel is None
+    assert fast.why_not
+    opt.step()
+    np.testing.assert_allclose(p, 0.9)  # Adam's first step moves each weight by lr
+
+
+def test_a_failing_compiler_leaves_nothing_behind(fresh, monkeypatch, tmp_path):
+    cc = tmp_path / "bad-cc"
+    cc.write_text("#!/bin/sh\necho 'cc: internal error' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    assert fast.library() is None
+    assert "internal error" in fast.why_not
+    assert list(fresh.iterdir()) == []
+
+
+def test_backprop_fast_0_turns_it_off(fresh, monkeypatch):
+    monkeypatch.setenv("BACKPROP_FAST", "0")
+    assert fast.library() is None
+    assert make_optimizer("sgd", np.ones(3), np.ones(3))._kernel is None
+    assert not fresh.exists()  # nothing built
+
+
+def test_buffers_the_kernel_cannot_take_use_numpy(fresh):
+    p = np.ones((4, 4))[:, 0]  # not contiguous
+    assert make_optimizer("adam", p, np.ones(4))._kernel is None
+    assert make_optimizer("adam", np.ones(4, np.float16), np.ones(4, np.float16))._kernel is None
