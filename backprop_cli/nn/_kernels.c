@@ -11,16 +11,17 @@
 #include <stdint.h>
 
 /* p <- p * decay (AdamW); g <- g + wd p (Adam's L2 term); m <- m + (g - m) c1 (torch's lerp);
- * v <- b2 v + c2 g^2; p <- p - step m / (sqrt(v) inv_b2s + eps). */
+ * v <- b2 v + c2 g^2; p <- p - step m / (sqrt(v) inv_b2s + eps). Specialized for wd = 0 and
+ * wd != 0, as the SGD loop below is for its options. */
 #define ADAM(T, SUFFIX, SQRT)                                                              \
-    void adam_##SUFFIX(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,   \
-                       int64_t n, T c1, T c2, T b2, T inv_b2s, T eps, T step, T wd,        \
-                       T decay)                                                            \
+    static inline __attribute__((always_inline)) void adam_loop_##SUFFIX(                  \
+        T *restrict p, const T *restrict g, T *restrict m, T *restrict v, int64_t n, T c1, \
+        T c2, T b2, T inv_b2s, T eps, T step, T wd, T decay, const int has_wd)             \
     {                                                                                      \
         for (int64_t i = 0; i < n; i++) {                                                  \
             T pi = p[i] * decay;                                                           \
             T gi = g[i];                                                                   \
-            if (wd != 0)                                                                   \
+            if (has_wd)                                                                    \
                 gi = pi * wd + gi;                                                         \
             T mi = m[i] + (gi - m[i]) * c1;                                                \
             T vi = v[i] * b2 + (gi * gi) * c2;                                             \
@@ -28,23 +29,36 @@
             v[i] = vi;                                                                     \
             p[i] = pi - (mi / ((SQRT(vi) * inv_b2s) + eps)) * step;                        \
         }                                                                                  \
+    }                                                                                      \
+    void adam_##SUFFIX(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,   \
+                       int64_t n, T c1, T c2, T b2, T inv_b2s, T eps, T step, T wd,        \
+                       T decay)                                                            \
+    {                                                                                      \
+        if (wd != 0)                                                                       \
+            adam_loop_##SUFFIX(p, g, m, v, n, c1, c2, b2, inv_b2s, eps, step, wd, decay, 1); \
+        else                                                                               \
+            adam_loop_##SUFFIX(p, g, m, v, n, c1, c2, b2, inv_b2s, eps, step, wd, decay, 0); \
     }
 
 /* g <- g + wd p; b <- mu b + damp g (b = g at the first step); g <- g + mu b if nesterov
- * else b; p <- p - lr g. damp is 1 - dampening. */
+ * else b; p <- p - lr g. damp is 1 - dampening. The loop is specialized for each combination
+ * of the options (the flags are constants in each inlined copy), so that every variant
+ * vectorizes: a branch left inside the loop would keep it scalar, several times slower. */
 #define SGD(T, SUFFIX)                                                                     \
-    void sgd_##SUFFIX(T *restrict p, const T *restrict g, T *restrict buf, int64_t n,      \
-                      T lr, T momentum, T damp, T wd, int32_t first, int32_t nesterov)     \
+    static inline __attribute__((always_inline)) void sgd_loop_##SUFFIX(                   \
+        T *restrict p, const T *restrict g, T *restrict buf, int64_t n, T lr, T momentum,  \
+        T damp, T wd, const int has_wd, const int has_momentum, const int first,           \
+        const int has_damp, const int nesterov)                                            \
     {                                                                                      \
         for (int64_t i = 0; i < n; i++) {                                                  \
             T gi = g[i];                                                                   \
-            if (wd != 0)                                                                   \
+            if (has_wd)                                                                    \
                 gi = p[i] * wd + gi;                                                       \
-            if (momentum != 0) {                                                           \
+            if (has_momentum) {                                                            \
                 T bi;                                                                      \
                 if (first)                                                                 \
                     bi = gi;                                                               \
-                else if (damp != 1)                                                        \
+                else if (has_damp)                                                         \
                     bi = buf[i] * momentum + gi * damp;                                    \
                 else                                                                       \
                     bi = buf[i] * momentum + gi;                                           \
@@ -53,7 +67,27 @@
             }                                                                              \
             p[i] = p[i] - gi * lr;                                                         \
         }                                                                                  \
+    }                                                                                      \
+    void sgd_##SUFFIX(T *restrict p, const T *restrict g, T *restrict buf, int64_t n,      \
+                      T lr, T momentum, T damp, T wd, int32_t first, int32_t nesterov)     \
+    {                                                                                      \
+        int flags = (wd != 0) | (momentum != 0) << 1 | (first != 0) << 2                  \
+                    | (damp != 1) << 3 | (nesterov != 0) << 4;                             \
+        switch (flags) {                                                                   \
+            SGD_CASES(SUFFIX)                                                              \
+        }                                                                                  \
     }
+
+#define SGD_CASE(SUFFIX, F)                                                                \
+    case F:                                                                                \
+        sgd_loop_##SUFFIX(p, g, buf, n, lr, momentum, damp, wd, (F) & 1, (F) >> 1 & 1,     \
+                          (F) >> 2 & 1, (F) >> 3 & 1, (F) >> 4 & 1);                       \
+        break;
+#define SGD_CASES4(S, F)                                                                   \
+    SGD_CASE(S, F) SGD_CASE(S, F + 1) SGD_CASE(S, F + 2) SGD_CASE(S, F + 3)
+#define SGD_CASES(S)                                                                       \
+    SGD_CASES4(S, 0) SGD_CASES4(S, 4) SGD_CASES4(S, 8) SGD_CASES4(S, 12)                   \
+    SGD_CASES4(S, 16) SGD_CASES4(S, 20) SGD_CASES4(S, 24) SGD_CASES4(S, 28)
 
 ADAM(float, f32, sqrtf)
 ADAM(double, f64, sqrt)
