@@ -133,3 +133,42 @@ def test_buffers_the_kernel_cannot_take_use_numpy(fresh):
     p = np.ones((4, 4))[:, 0]  # not contiguous
     assert make_optimizer("adam", p, np.ones(4))._kernel is None
     assert make_optimizer("adam", np.ones(4, np.float16), np.ones(4, np.float16))._kernel is None
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("acts", "dropout", "residual"),
+    [
+        (["relu", "relu", "softmax"], None, None),
+        (["relu", "relu", "relu", "identity"], [0.0, 0.3, 0.0, 0.0], [False, True, False, False]),
+        (["tanh", "relu", "relu", "sigmoid"], [0.2, 0.0, 0.0, 0.0], [False, False, True, False]),
+    ],
+)
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_relu_layers_are_bit_identical_to_numpy(monkeypatch, dtype, acts, dropout, residual, n):
+    """The compiled bias + relu forward and relu backward + bias gradient give NumPy's
+    activations and gradients to the last bit, dropout and residual layers included."""
+    from backprop_cli.nn import Network, get_loss
+
+    rng = np.random.default_rng(1)
+    sizes = [5] + [6] * (len(acts) - 1) + [3]
+    loss = get_loss("cross_entropy" if acts[-1] == "softmax" else "mse")
+    X = awkward(rng, n * 5, dtype).reshape(n, 5)
+    X[np.isnan(X) | np.isinf(X)] = 1.0  # finite inputs; the weights bring the extremes
+    X[0, :2] = [0.0, -0.0]
+    y = rng.integers(0, 3, n) if acts[-1] == "softmax" else rng.random((n, 3)).astype(dtype)
+    out = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BACKPROP_FAST", flag)
+        net = Network(sizes, acts, dtype=dtype, dropout=dropout, residual=residual)
+        net.init("he", np.random.default_rng(2))
+        net.params[::7] = 0.0  # exact zeros in z: relu's kink
+        net.sample_masks(n, np.random.default_rng(3))
+        with np.errstate(all="ignore"):
+            value = net.loss_and_grad(X, y, loss, train=True)
+        buf = net._buffers[n]
+        assert (buf.bias_relu[0] is not None) == (flag == "1" and acts[0] == "relu")
+        out.append([np.array(value, dtype=np.float64), net.grads.copy(), *buf.z, *buf.h, *buf.a])
+    for ours, numpy_s in zip(*out, strict=True):
+        np.testing.assert_array_equal(bits(ours), bits(numpy_s))

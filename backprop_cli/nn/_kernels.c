@@ -93,3 +93,41 @@ ADAM(float, f32, sqrtf)
 ADAM(double, f64, sqrt)
 SGD(float, f32)
 SGD(double, f64)
+
+/* A relu layer's elementwise work, for network.py: forward z <- z + b (z holds a W, n x k,
+ * row-major), h <- max(z, 0); backward delta <- g * (h > 0) and the bias gradient
+ * gb <- 0 + the rows of delta added in row order, as NumPy's add.reduce over axis 0 does
+ * (delta overwrites g).
+ * One pass each instead of NumPy's two and three. */
+#define RELU(T, SUFFIX)                                                                    \
+    void bias_relu_##SUFFIX(T *restrict z, const T *restrict b, T *restrict h, int64_t n,  \
+                            int64_t k)                                                     \
+    {                                                                                      \
+        for (int64_t r = 0; r < n; r++) {                                                  \
+            T *restrict zr = z + r * k;                                                    \
+            T *restrict hr = h + r * k;                                                    \
+            for (int64_t j = 0; j < k; j++) {                                              \
+                T x = zr[j] + b[j];                                                        \
+                zr[j] = x;                                                                 \
+                hr[j] = x > 0 ? x : (x == x ? (T)0 : x); /* np.maximum: NaN propagates */  \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+    void relu_backward_bias_##SUFFIX(T *restrict g, const T *restrict h, T *restrict gb,    \
+                                     int64_t n, int64_t k)                                 \
+    {                                                                                      \
+        for (int64_t j = 0; j < k; j++)                                                    \
+            gb[j] = 0;                                                                     \
+        for (int64_t r = 0; r < n; r++) {                                                  \
+            T *restrict gr = g + r * k;                                                    \
+            const T *restrict hr = h + r * k;                                              \
+            for (int64_t j = 0; j < k; j++) {                                              \
+                T x = gr[j] * (T)(hr[j] > 0);                                              \
+                gr[j] = x;                                                                 \
+                gb[j] = gb[j] + x;                                                         \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+RELU(float, f32)
+RELU(double, f64)

@@ -1,10 +1,11 @@
-"""Optional accelerator: Adam/AdamW and SGD as one C loop over the flat buffers.
+"""Optional accelerator: the optimizers' updates and relu layers' elementwise work as C loops.
 
 NumPy's Adam step is a dozen passes over the parameters (SGD with momentum four), each
-reading and writing whole buffers; ``_kernels.c`` does the same float32/float64 operations,
-in the same order, element by element in one pass, on one thread (a second would only
-contend with OpenBLAS for the cores). The results are the NumPy path's to the last bit:
-no fused multiply-add, no fast-math (tests/test_optimizers.py checks it).
+reading and writing whole buffers, and a relu layer costs two passes forward (bias, relu)
+and three backward (mask, product, bias gradient); ``_kernels.c`` does the same
+float32/float64 operations, in the same order, element by element in one pass, on one
+thread (a second would only contend with OpenBLAS for the cores). The results are the NumPy
+path's to the last bit: no fused multiply-add, no fast-math (tests/test_fast.py checks it).
 
 The C file is compiled the first time it is needed, with the system's C compiler ($CC,
 else cc, gcc or clang), into the user's cache directory ($BACKPROP_CACHE_DIR, else
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 SOURCE = Path(__file__).with_name("_kernels.c")
-# -fno-math-errno lets sqrt vectorize (it changes no result); -ffp-contract=off keeps a * b + c
-# two roundings, as NumPy computes it.
-FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
+# -fno-math-errno lets sqrt vectorize and -fno-trapping-math lets a conditional product
+# vectorize (neither changes a result: Python runs with FP traps off); -ffp-contract=off
+# keeps a * b + c two roundings, as NumPy computes it.
+FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
 why_not = ""  # why the accelerator is unavailable, for `BACKPROP_FAST=1` and the tests
@@ -116,6 +118,13 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         sgd = getattr(lib, f"sgd_{suffix}")
         sgd.argtypes = [ptr, ptr, ptr, i64] + [real] * 4 + [i32, i32]
         sgd.restype = None
+    for suffix in ("f32", "f64"):
+        fwd = getattr(lib, f"bias_relu_{suffix}")
+        fwd.argtypes = [ptr, ptr, ptr, i64, i64]
+        fwd.restype = None
+        bwd = getattr(lib, f"relu_backward_bias_{suffix}")
+        bwd.argtypes = [ptr, ptr, ptr, i64, i64]
+        bwd.restype = None
     return lib
 
 
@@ -141,3 +150,12 @@ def kernel(name: str, params: np.ndarray):
         return None
     suffix = "f32" if params.dtype.name == "float32" else "f64"
     return getattr(lib, f"{name}_{suffix}")
+
+
+def relu_kernels(dtype: np.dtype) -> tuple:
+    """(bias + relu forward, relu backward + bias gradient) for ``dtype``, or (None, None)."""
+    lib = library()
+    if lib is None or dtype.name not in ("float32", "float64"):
+        return None, None
+    suffix = "f32" if dtype.name == "float32" else "f64"
+    return getattr(lib, f"bias_relu_{suffix}"), getattr(lib, f"relu_backward_bias_{suffix}")

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .activations import Activation, get_activation
+from . import fast
+from .activations import Activation, ReLU, get_activation
 from .losses import Loss
 
 INITS = ("he", "xavier", "glorot", "normal", "uniform")  # glorot is xavier's other name
@@ -174,8 +175,13 @@ class Network:
         a_prev = X
         for l, act in enumerate(self.acts):
             z = np.matmul(a_prev, self.W[l], out=buf.z[l])
-            z += self.b[l]
-            h = act.forward(z, buf.h[l])
+            if buf.bias_relu[l] is not None:
+                call = buf.bias_relu[l]
+                call[0](*call[1:])  # z += b^l; h = relu(z), in one pass (fast.py)
+                h = buf.h[l]
+            else:
+                z += self.b[l]
+                h = act.forward(z, buf.h[l])
             a = buf.a[l]
             if a is not h:
                 if train and self.dropout[l]:
@@ -198,16 +204,24 @@ class Network:
         else:
             grad_a = loss.grad(buf.h[L], y).astype(self.dtype, copy=False)
             delta = last.backward(buf.z[L], buf.h[L], grad_a, out=buf.g[L])  # BP1
+        bias_done = False
         for l in range(L, -1, -1):
             a_prev = self._X if l == 0 else buf.a[l - 1]
             np.matmul(a_prev.T, delta, out=self.gW[l])  # BP3
-            np.add.reduce(delta, axis=0, out=self.gb[l])  # BP4
+            if not bias_done:
+                np.add.reduce(delta, axis=0, out=self.gb[l])  # BP4
             if l == 0:
                 break
             k = l - 1
             g = np.matmul(delta, self.W[l].T, out=buf.g[k])  # dC/da^k = delta^l W^l^T
             if self.residual[l]:
                 g += buf.g[l]  # the skip connection passes dC/da^l straight through
+            call = buf.relu_backward_bias[k]
+            if call is not None and not (self._train and self.dropout[k]):
+                call[0](*call[1:])  # BP2 in place in g, and BP4 for layer k, in one pass
+                delta, bias_done = g, True
+                continue
+            bias_done = False
             gh = g
             if self._train and self.dropout[k]:
                 gh = np.multiply(g, buf.mask[k], out=buf.d[k])  # dC/dsigma(z^k)
@@ -284,3 +298,23 @@ class _Buffers:
             new(u) if (p or r) else None
             for u, p, r in zip(units, net.dropout, net.residual, strict=True)
         ]
+        # relu layers' elementwise work as compiled loops, where fast.py has them: each a
+        # ready call (function, then its arguments: the buffers' addresses and shapes).
+        self.bias_relu: list[tuple | None] = [None] * len(units)
+        self.relu_backward_bias: list[tuple | None] = [None] * len(units)
+        fwd, bwd = fast.relu_kernels(net.dtype)
+        if fwd is None:
+            return
+        for l, (act, u) in enumerate(zip(net.acts, units, strict=True)):
+            if type(act) is ReLU:
+                z, h = self.z[l], self.h[l]
+                self.bias_relu[l] = (fwd, z.ctypes.data, net.b[l].ctypes.data, h.ctypes.data, n, u)
+                if not net.residual[l]:  # in place in dC/da^l, which a residual layer keeps
+                    self.relu_backward_bias[l] = (
+                        bwd,
+                        self.g[l].ctypes.data,
+                        h.ctypes.data,
+                        net.gb[l].ctypes.data,
+                        n,
+                        u,
+                    )
