@@ -267,8 +267,10 @@ class Trainer:
                     raise KeyboardInterrupt
                 idx = order[b * bs : (b + 1) * bs]
                 m = len(idx)
-                xb = X.take(idx, axis=0, out=xbuf[:m])
-                yb = y.take(idx, axis=0, out=ybuf[:m])
+                # mode="clip": the indices are a permutation, always in range; the default
+                # "raise" gathers into a temporary and copies it to out, twice the work.
+                xb = X.take(idx, axis=0, out=xbuf[:m], mode="clip")
+                yb = y.take(idx, axis=0, out=ybuf[:m], mode="clip")
                 if dropout:
                     net.sample_masks(m, self.rngs["dropout"])
                 value = net.loss_and_grad(xb, yb, loss, train=True)
