@@ -172,3 +172,12 @@ def test_relu_layers_are_bit_identical_to_numpy(monkeypatch, dtype, acts, dropou
         out.append([np.array(value, dtype=np.float64), net.grads.copy(), *buf.z, *buf.h, *buf.a])
     for ours, numpy_s in zip(*out, strict=True):
         np.testing.assert_array_equal(bits(ours), bits(numpy_s))
+
+
+@pytest.mark.skipif(not (HAVE_CC and hasattr(os, "getuid")), reason="no C compiler or POSIX")
+def test_a_cache_directory_others_can_write_is_not_used(fresh):
+    fresh.mkdir()
+    fresh.chmod(0o777)
+    assert fast.library() is None
+    assert "not private" in fast.why_not
+    assert list(fresh.iterdir()) == []

@@ -38,7 +38,7 @@ SOURCE = Path(__file__).with_name("_kernels.c")
 FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
-why_not = ""  # why the accelerator is unavailable, for `BACKPROP_FAST=1` and the tests
+why_not = ""  # why the accelerator is unavailable (the compiler's message, say)
 
 
 def cache_dir() -> Path:
@@ -72,6 +72,15 @@ def _compiler() -> str | None:
     return next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
 
 
+def _check_private(folder: Path) -> None:
+    """Refuse a cache directory that someone else could write a library into."""
+    if not hasattr(os, "getuid") or not folder.exists():
+        return
+    st = folder.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise OSError(f"{folder} is not private (owned by another user or writable by others)")
+
+
 def _build() -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
@@ -87,12 +96,14 @@ def _build() -> ctypes.CDLL:
     ).hexdigest()[:20]
     folder = cache_dir()
     lib_path = folder / f"kernels-{key}.so"
+    _check_private(folder)
     if lib_path.exists():
         try:
             return ctypes.CDLL(str(lib_path))
         except OSError:
             pass  # damaged: build it again below
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_private(folder)
     # Built under a temporary name and renamed: a sweep's processes may build at once.
     fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
     os.close(fd)
