@@ -30,11 +30,19 @@ def awkward(rng, n, dtype):
     """Values that catch a different operation order: a wide range of magnitudes, zeros of
     both signs, subnormals, and a few Inf and NaN."""
     x = rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
-    x[:5] = [0.0, -0.0, np.finfo(dtype).tiny / 3, np.inf, np.nan]
-    return x.astype(dtype)
+    special = [0.0, -0.0, np.finfo(dtype).tiny / 3, np.inf, -np.inf, np.nan]
+    x[: len(special)] = special[:n]
+    x = x.astype(dtype)
+    if n > len(special):
+        x[len(special)] = -x[len(special) - 1]  # a NaN with its sign bit set
+    return x
 
 
 def bits(a):
+    """The bit patterns, with every NaN as the one quiet NaN: which NaN an operation on NaNs
+    returns (sign, payload) differs between NumPy's SIMD loops and the C loops, and is not
+    a result anyone can read."""
+    a = np.where(np.isnan(a), a.dtype.type(np.nan), a)
     return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
 
 
@@ -112,14 +120,59 @@ def test_without_a_compiler_numpy_does_the_work(fresh, monkeypatch, tmp_path):
     np.testing.assert_allclose(p, 0.9)  # Adam's first step moves each weight by lr
 
 
-def test_a_failing_compiler_leaves_nothing_behind(fresh, monkeypatch, tmp_path):
+def test_a_failing_compiler_leaves_nothing_but_a_note_and_is_not_retried(
+    fresh, monkeypatch, tmp_path
+):
     cc = tmp_path / "bad-cc"
-    cc.write_text("#!/bin/sh\necho 'cc: internal error' >&2\nexit 1\n")
+    calls = tmp_path / "calls"
+    # Says why in bytes that are not UTF-8, as a compiler in another locale might.
+    cc.write_text(
+        f"#!/bin/sh\necho x >> {calls}\nprintf 'cc: option \\351trang\\350re' >&2\nexit 1\n"
+    )
     cc.chmod(0o755)
     monkeypatch.setenv("CC", str(cc))
     assert fast.library() is None
-    assert "internal error" in fast.why_not
-    assert list(fresh.iterdir()) == []
+    assert "option" in fast.why_not and "\ufffd" in fast.why_not
+    assert [p.suffix for p in fresh.iterdir()] == [".failed"]  # no library, no temporary
+    tries = len(calls.read_text().split())
+    monkeypatch.setattr(fast, "_lib", None)  # as a new process would
+    assert fast.library() is None
+    assert len(calls.read_text().split()) == tries  # the note answered, not the compiler
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_cc_may_carry_arguments(fresh, monkeypatch):
+    monkeypatch.setenv("CC", f"{fast._compiler()[0]} -std=c11")
+    assert fast.library() is not None, fast.why_not
+
+
+@pytest.mark.skipif(not (HAVE_CC and fast._cpu()), reason="no C compiler, or -march=native unused")
+def test_a_compiler_without_march_native_builds_for_the_default_target(
+    fresh, monkeypatch, tmp_path
+):
+    cc = tmp_path / "picky-cc"
+    real = fast._compiler()[0]
+    cc.write_text(
+        f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -march=native ] && exit 1; done\nexec {real} "$@"\n'
+    )
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    assert fast.library() is not None, fast.why_not
+
+
+def test_no_home_directory_means_numpy_not_a_crash(fresh, monkeypatch):
+    monkeypatch.delenv("BACKPROP_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(fast.Path, "home", staticmethod(no_home))
+    assert fast.library() is None
+    assert "home directory" in fast.why_not
+    p = np.ones(3)
+    make_optimizer("adam", p, np.ones(3), lr=0.5).step()
+    np.testing.assert_allclose(p, 0.5)
 
 
 def test_backprop_fast_0_turns_it_off(fresh, monkeypatch):
@@ -129,10 +182,49 @@ def test_backprop_fast_0_turns_it_off(fresh, monkeypatch):
     assert not fresh.exists()  # nothing built
 
 
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
 def test_buffers_the_kernel_cannot_take_use_numpy(fresh):
+    assert make_optimizer("adam", np.ones(4), np.ones(4))._kernel is not None  # the control
     p = np.ones((4, 4))[:, 0]  # not contiguous
     assert make_optimizer("adam", p, np.ones(4))._kernel is None
     assert make_optimizer("adam", np.ones(4, np.float16), np.ones(4, np.float16))._kernel is None
+    # sizes that differ: NumPy raises, where a loop over params.size would read past grads
+    opt = make_optimizer("sgd", np.ones(8), np.ones(4))
+    assert opt._kernel is None
+    with pytest.raises(ValueError):
+        opt.step()
+    read_only = np.frombuffer(bytes(32), dtype=np.float64)
+    assert make_optimizer("sgd", read_only, np.ones(4))._kernel is None
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_numpy_scalar_hyperparameters_give_the_same_bits(fresh, monkeypatch, name):
+    """np.float64 hyperparameters on float32 buffers: NumPy would compute in float64 (NEP 50)
+    unless they are made Python floats, as the optimizers do."""
+    rng = np.random.default_rng(0)
+    p0, g = rng.random(4099).astype(np.float32), rng.standard_normal(4099).astype(np.float32)
+    hyper = {"lr": np.float64(0.1) / 3, "weight_decay": np.float64(0.01) / 3}
+    if name == "sgd":
+        hyper["momentum"] = np.float64(0.9) / 1.1
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BACKPROP_FAST", flag)
+        p = p0.copy()
+        opt = make_optimizer(name, p, g, **hyper)
+        assert (opt._kernel is not None) == (flag == "1")
+        for _ in range(3):
+            opt.step()
+        results.append(p)
+    np.testing.assert_array_equal(bits(results[0]), bits(results[1]))
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_an_option_that_rounds_to_zero_in_float32_uses_numpy(fresh):
+    p, g = np.ones(4, np.float32), np.ones(4, np.float32)
+    assert make_optimizer("sgd", p, g, momentum=1e-46)._kernel is None
+    assert make_optimizer("adam", p, g, weight_decay=1e-46)._kernel is None
+    assert make_optimizer("sgd", p, g, momentum=1e-30)._kernel is not None
 
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
@@ -143,6 +235,7 @@ def test_buffers_the_kernel_cannot_take_use_numpy(fresh):
         (["relu", "relu", "softmax"], None, None),
         (["relu", "relu", "relu", "identity"], [0.0, 0.3, 0.0, 0.0], [False, True, False, False]),
         (["tanh", "relu", "relu", "sigmoid"], [0.2, 0.0, 0.0, 0.0], [False, False, True, False]),
+        (["relu", "relu", "relu", "softmax"], None, None),  # with a 1-unit layer, below
     ],
 )
 @pytest.mark.parametrize("n", [1, 7, 64])
@@ -153,6 +246,8 @@ def test_relu_layers_are_bit_identical_to_numpy(monkeypatch, dtype, acts, dropou
 
     rng = np.random.default_rng(1)
     sizes = [5] + [6] * (len(acts) - 1) + [3]
+    if acts == ["relu", "relu", "relu", "softmax"]:
+        sizes[2] = 1  # one unit: its bias gradient is NumPy's pairwise sum of a column
     loss = get_loss("cross_entropy" if acts[-1] == "softmax" else "mse")
     X = awkward(rng, n * 5, dtype).reshape(n, 5)
     X[np.isnan(X) | np.isinf(X)] = 1.0  # finite inputs; the weights bring the extremes

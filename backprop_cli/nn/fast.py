@@ -11,8 +11,8 @@ The C file is compiled the first time it is needed, with the system's C compiler
 else cc, gcc or clang), into the user's cache directory ($BACKPROP_CACHE_DIR, else
 $XDG_CACHE_HOME/backprop-cli or ~/.cache/backprop-cli), once per source, compiler and CPU,
 and loaded with ctypes: nothing to install, no import cost, no compiler in memory. Where
-there is no compiler, or it fails, or BACKPROP_FAST=0, the optimizers use NumPy and
-everything works the same, only slower.
+there is no compiler, or it fails (a failure is remembered for a day), or BACKPROP_FAST=0,
+NumPy does the work and everything is the same, only slower.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,8 @@ why_not = ""  # why the accelerator is unavailable (the compiler's message, say)
 
 
 def cache_dir() -> Path:
+    """$BACKPROP_CACHE_DIR, else $XDG_CACHE_HOME/backprop-cli, else ~/.cache/backprop-cli
+    (Path.home() raises where there is no home directory: the build is then skipped)."""
     if os.environ.get("BACKPROP_CACHE_DIR"):
         return Path(os.environ["BACKPROP_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -65,11 +69,16 @@ def _cpu() -> str:
     return "\n".join(f"{k}: {v}" for k, v in sorted(seen.items()))
 
 
-def _compiler() -> str | None:
+def _compiler() -> list[str] | None:
+    """The compiler command: $CC (which may carry arguments, as in 'ccache gcc'), else the
+    first of cc, gcc and clang on the PATH."""
     cc = os.environ.get("CC")
     if cc:
-        return shutil.which(cc)
-    return next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
+        words = shlex.split(cc)
+        exe = shutil.which(words[0]) if words else None
+        return [exe, *words[1:]] if exe else None
+    exe = next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
+    return [exe] if exe else None
 
 
 def _check_private(folder: Path) -> None:
@@ -81,43 +90,65 @@ def _check_private(folder: Path) -> None:
         raise OSError(f"{folder} is not private (owned by another user or writable by others)")
 
 
+FAILURE_TTL_S = 24 * 3600  # a failed build is not retried by every process for a day
+
+
 def _build() -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
-        raise OSError("no C compiler (cc, gcc or clang) on PATH")
+        raise OSError("no C compiler ($CC, cc, gcc or clang) on PATH")
     cpu = _cpu()
-    flags = FLAGS + (["-march=native"] if cpu else [])
     source = SOURCE.read_bytes()
     key = hashlib.sha256(
         b"\0".join(
-            [source, " ".join(flags).encode(), cc.encode(), cpu.encode(), sys.platform.encode()]
-            + [platform.machine().encode()]
+            [source, " ".join(FLAGS).encode(), " ".join(cc).encode(), cpu.encode()]
+            + [sys.platform.encode(), platform.machine().encode()]
         )
     ).hexdigest()[:20]
     folder = cache_dir()
     lib_path = folder / f"kernels-{key}.so"
+    failed = folder / f"kernels-{key}.failed"
     _check_private(folder)
     if lib_path.exists():
         try:
             return ctypes.CDLL(str(lib_path))
         except OSError:
             pass  # damaged: build it again below
+    if failed.exists() and time.time() - failed.stat().st_mtime < FAILURE_TTL_S:
+        raise OSError(failed.read_text(errors="replace").strip() or "the last build failed")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     _check_private(folder)
-    # Built under a temporary name and renamed: a sweep's processes may build at once.
-    fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
-    os.close(fd)
+    # -march=native where the CPU is known (and the compiler takes it), else the default target.
+    attempts = [[*FLAGS, "-march=native"], FLAGS] if cpu else [FLAGS]
+    errors = []
+    for flags in attempts:
+        # Built under a temporary name and renamed: a sweep's processes may build at once.
+        fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
+        os.close(fd)
+        try:
+            try:
+                done = subprocess.run(
+                    [*cc, *flags, "-o", tmp, str(SOURCE)], capture_output=True, timeout=60
+                )
+            except subprocess.TimeoutExpired:
+                errors.append(f"{' '.join(cc)} did not finish in 60 s")
+                break
+            if done.returncode == 0:
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, lib_path)
+                failed.unlink(missing_ok=True)
+                return ctypes.CDLL(str(lib_path))
+            message = done.stderr.decode(errors="replace").strip()
+            errors.append(f"{' '.join(cc)} failed: {message[:300]}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     try:
-        done = subprocess.run(
-            [cc, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120
-        )
-        if done.returncode != 0:
-            raise OSError(f"{cc} failed: {done.stderr.strip()[:300]}")
-        os.replace(tmp, lib_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return ctypes.CDLL(str(lib_path))
+        failed.write_text(errors[-1] + "\n")
+    except OSError:
+        pass  # only a cache of the failure
+    raise OSError(errors[-1])
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -148,8 +179,8 @@ def library() -> ctypes.CDLL | None:
     if _lib is None:
         try:
             _lib = _declare(_build())
-        except (OSError, subprocess.SubprocessError, AttributeError) as e:
-            _lib, why_not = False, str(e)
+        except Exception as e:  # noqa: BLE001 (whatever goes wrong, NumPy does the work)
+            _lib, why_not = False, f"{type(e).__name__}: {e}"
     return _lib or None
 
 

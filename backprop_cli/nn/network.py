@@ -309,7 +309,9 @@ class _Buffers:
             if type(act) is ReLU:
                 z, h = self.z[l], self.h[l]
                 self.bias_relu[l] = (fwd, z.ctypes.data, net.b[l].ctypes.data, h.ctypes.data, n, u)
-                if not net.residual[l]:  # in place in dC/da^l, which a residual layer keeps
+                # In place in dC/da^l, which a residual layer keeps; and not for one unit,
+                # whose bias gradient NumPy sums pairwise (a contiguous column), not row by row.
+                if not net.residual[l] and u > 1:
                     self.relu_backward_bias[l] = (
                         bwd,
                         self.g[l].ctypes.data,

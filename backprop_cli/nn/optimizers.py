@@ -26,6 +26,16 @@ class Optimizer:
                 f"{self.name}: unknown parameter(s) {sorted(unknown)}; expected {sorted(self.defaults)}"
             )
         self.params, self.grads = params, grads
+        # Python floats: a NumPy float64 scalar would make NumPy compute a float32 step in
+        # float64 (NEP 50), which the compiled kernels (fast.py) do not.
+        hyper = {
+            k: tuple(map(float, v))
+            if isinstance(v, tuple)
+            else float(v)
+            if isinstance(self.defaults.get(k), float)
+            else v
+            for k, v in hyper.items()
+        }
         self.hyper = {**self.defaults, **hyper}
         for k, v in self.hyper.items():
             setattr(self, k, v)
@@ -42,7 +52,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self.hyper["lr"] = value
+        self.hyper["lr"] = float(value)
 
     def _validate(self) -> None:
         if not self.lr > 0 and self.lr != 0:
@@ -57,9 +67,22 @@ class Optimizer:
         """
         from .fast import kernel
 
-        arrays = (self.params, self.grads, *(self.state[k] for k in state))
-        usable = all(a.flags.c_contiguous and a.dtype == self.params.dtype for a in arrays)
-        self._kernel = kernel(name, self.params) if usable else None
+        p = self.params
+        arrays = (p, self.grads, *(self.state[k] for k in state))
+        usable = all(
+            a.flags.c_contiguous
+            and a.flags.aligned
+            and a.dtype == p.dtype
+            and a.size == p.size
+            and (a is self.grads or a.flags.writeable)
+            for a in arrays
+        )
+        # The kernels branch on the options as rounded to the buffers' dtype, NumPy on the
+        # Python values: they differ only for a value so small it rounds to 0.
+        for k in ("momentum", "weight_decay"):
+            v = self.hyper.get(k, 0.0)
+            usable = usable and bool(v) == bool(p.dtype.type(v))
+        self._kernel = kernel(name, p) if usable else None
         self._pointers = tuple(a.ctypes.data for a in arrays)
 
     def step(self) -> None:
