@@ -1,11 +1,12 @@
-/* The optimizer updates of optimizers.py as one loop over the flat buffers.
+/* Compiled loops for the hot path, each doing what NumPy does in several passes in one:
+ * the optimizer updates of optimizers.py over the flat buffers, and a relu layer's
+ * elementwise work in network.py.
  *
- * NumPy's Adam step is a dozen passes over the parameters (SGD with momentum four), each
- * reading and writing whole buffers; these loops do the same IEEE operations in the same
- * order, element by element, in one pass. fast.py compiles this file once per machine with
- * -ffp-contract=off (no fused multiply-add) and without -ffast-math, so that every result is
- * the NumPy path's to the last bit (tests/test_optimizers.py checks it). Scalars arrive in
- * the buffers' dtype, as NumPy casts Python floats to it.
+ * Every loop does the same IEEE operations in the same order as the NumPy code it replaces,
+ * element by element. fast.py compiles this file once per machine with -ffp-contract=off
+ * (no fused multiply-add) and without -ffast-math, so that every result is the NumPy path's
+ * to the last bit (tests/test_fast.py checks it). Scalars arrive in the buffers' dtype, as
+ * NumPy casts Python floats to it.
  */
 #include <math.h>
 #include <stdint.h>

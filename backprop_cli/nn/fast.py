@@ -154,19 +154,14 @@ def _build() -> ctypes.CDLL:
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     ptr, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
-        adam = getattr(lib, f"adam_{suffix}")
-        adam.argtypes = [ptr, ptr, ptr, ptr, i64] + [real] * 8
-        adam.restype = None
-        sgd = getattr(lib, f"sgd_{suffix}")
-        sgd.argtypes = [ptr, ptr, ptr, i64] + [real] * 4 + [i32, i32]
-        sgd.restype = None
-    for suffix in ("f32", "f64"):
-        fwd = getattr(lib, f"bias_relu_{suffix}")
-        fwd.argtypes = [ptr, ptr, ptr, i64, i64]
-        fwd.restype = None
-        bwd = getattr(lib, f"relu_backward_bias_{suffix}")
-        bwd.argtypes = [ptr, ptr, ptr, i64, i64]
-        bwd.restype = None
+        for name, argtypes in (
+            ("adam", [ptr, ptr, ptr, ptr, i64] + [real] * 8),
+            ("sgd", [ptr, ptr, ptr, i64] + [real] * 4 + [i32, i32]),
+            ("bias_relu", [ptr, ptr, ptr, i64, i64]),
+            ("relu_backward_bias", [ptr, ptr, ptr, i64, i64]),
+        ):
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes, fn.restype = argtypes, None
     return lib
 
 
@@ -184,20 +179,11 @@ def library() -> ctypes.CDLL | None:
     return _lib or None
 
 
-def kernel(name: str, params: np.ndarray):
-    """The C function for optimizer ``name`` ('adam' or 'sgd') on ``params``' dtype, or None
-    where the NumPy path is to be used."""
-    lib = library()
-    if lib is None or params.dtype.name not in ("float32", "float64"):
+def functions(dtype: np.dtype, *names: str) -> tuple | None:
+    """The C functions ``names`` (adam, sgd, bias_relu, relu_backward_bias) for buffers of
+    ``dtype``, or None where NumPy is to do the work."""
+    suffix = {"float32": "f32", "float64": "f64"}.get(dtype.name)
+    lib = library() if suffix else None
+    if lib is None:
         return None
-    suffix = "f32" if params.dtype.name == "float32" else "f64"
-    return getattr(lib, f"{name}_{suffix}")
-
-
-def relu_kernels(dtype: np.dtype) -> tuple:
-    """(bias + relu forward, relu backward + bias gradient) for ``dtype``, or (None, None)."""
-    lib = library()
-    if lib is None or dtype.name not in ("float32", "float64"):
-        return None, None
-    suffix = "f32" if dtype.name == "float32" else "f64"
-    return getattr(lib, f"bias_relu_{suffix}"), getattr(lib, f"relu_backward_bias_{suffix}")
+    return tuple(getattr(lib, f"{name}_{suffix}") for name in names)

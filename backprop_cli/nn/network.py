@@ -302,9 +302,10 @@ class _Buffers:
         # ready call (function, then its arguments: the buffers' addresses and shapes).
         self.bias_relu: list[tuple | None] = [None] * len(units)
         self.relu_backward_bias: list[tuple | None] = [None] * len(units)
-        fwd, bwd = fast.relu_kernels(net.dtype)
-        if fwd is None:
+        found = fast.functions(net.dtype, "bias_relu", "relu_backward_bias")
+        if found is None:
             return
+        fwd, bwd = found
         for l, (act, u) in enumerate(zip(net.acts, units, strict=True)):
             if type(act) is ReLU:
                 z, h = self.z[l], self.h[l]

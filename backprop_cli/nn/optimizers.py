@@ -65,7 +65,7 @@ class Optimizer:
 
         The buffers' addresses are taken once: they are never replaced, only written in place.
         """
-        from .fast import kernel
+        from .fast import functions
 
         p = self.params
         arrays = (p, self.grads, *(self.state[k] for k in state))
@@ -82,7 +82,8 @@ class Optimizer:
         for k in ("momentum", "weight_decay"):
             v = self.hyper.get(k, 0.0)
             usable = usable and bool(v) == bool(p.dtype.type(v))
-        self._kernel = kernel(name, p) if usable else None
+        found = functions(p.dtype, name) if usable else None
+        self._kernel = found[0] if found else None
         self._pointers = tuple(a.ctypes.data for a in arrays)
 
     def step(self) -> None:
