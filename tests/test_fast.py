@@ -3,10 +3,13 @@ built once and cached, and never in the way where they cannot be built."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +279,27 @@ def test_a_cache_directory_others_can_write_is_not_used(fresh):
     assert fast.library() is None
     assert "not private" in fast.why_not
     assert list(fresh.iterdir()) == []
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("config", ["digits.yaml", "spirals-sgd-momentum.yaml", "moons-relu.yaml"])
+def test_a_whole_run_gives_the_same_files_either_way(capsys, monkeypatch, config):
+    """End to end: the same weights and metrics (but time) with the kernels as with NumPy."""
+    from .conftest import CONFIGS, run_cli
+
+    for flag, out in (("1", "compiled"), ("0", "numpy")):
+        monkeypatch.setenv("BACKPROP_FAST", flag)
+        argv = ["train", CONFIGS / config, "-q", "--out", out, "--set", "training.epochs=5"]
+        assert run_cli(capsys, *argv)[0] == 0
+    summary = {d: json.loads(Path(d, "summary.json").read_text()) for d in ("compiled", "numpy")}
+    assert summary["compiled"]["optimizer_update"] == "compiled"
+    assert summary["numpy"]["optimizer_update"] == "numpy"
+    with np.load("compiled/weights.npz") as a, np.load("numpy/weights.npz") as b:
+        for k in a.files:
+            if k != "spec":
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    rows = {}
+    for d in ("compiled", "numpy"):
+        with open(f"{d}/metrics.csv") as f:
+            rows[d] = [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(f)]
+    assert rows["compiled"] == rows["numpy"]
