@@ -176,8 +176,8 @@ class Network:
         for l, act in enumerate(self.acts):
             z = np.matmul(a_prev, self.W[l], out=buf.z[l])
             if buf.bias_relu[l] is not None:
-                call = buf.bias_relu[l]
-                call[0](*call[1:])  # z += b^l; h = relu(z), in one pass (fast.py)
+                fn, args = buf.bias_relu[l]
+                fn(*args)  # z += b^l; h = relu(z), in one pass (fast.py)
                 h = buf.h[l]
             else:
                 z += self.b[l]
@@ -216,9 +216,9 @@ class Network:
             g = np.matmul(delta, self.W[l].T, out=buf.g[k])  # dC/da^k = delta^l W^l^T
             if self.residual[l]:
                 g += buf.g[l]  # the skip connection passes dC/da^l straight through
-            call = buf.relu_backward_bias[k]
-            if call is not None and not (self._train and self.dropout[k]):
-                call[0](*call[1:])  # BP2 in place in g, and BP4 for layer k, in one pass
+            if buf.relu_backward_bias[k] is not None and not (self._train and self.dropout[k]):
+                fn, args = buf.relu_backward_bias[k]
+                fn(*args)  # BP2 in place in g, and BP4 for layer k, in one pass
                 delta, bias_done = g, True
                 continue
             bias_done = False
@@ -299,7 +299,7 @@ class _Buffers:
             for u, p, r in zip(units, net.dropout, net.residual, strict=True)
         ]
         # relu layers' elementwise work as compiled loops, where fast.py has them: each a
-        # ready call (function, then its arguments: the buffers' addresses and shapes).
+        # ready call, (function, arguments: the buffers' addresses and shapes).
         self.bias_relu: list[tuple | None] = [None] * len(units)
         self.relu_backward_bias: list[tuple | None] = [None] * len(units)
         found = fast.functions(net.dtype, "bias_relu", "relu_backward_bias")
@@ -309,15 +309,12 @@ class _Buffers:
         for l, (act, u) in enumerate(zip(net.acts, units, strict=True)):
             if type(act) is ReLU:
                 z, h = self.z[l], self.h[l]
-                self.bias_relu[l] = (fwd, z.ctypes.data, net.b[l].ctypes.data, h.ctypes.data, n, u)
+                self.bias_relu[l] = (
+                    fwd,
+                    (z.ctypes.data, net.b[l].ctypes.data, h.ctypes.data, n, u),
+                )
                 # In place in dC/da^l, which a residual layer keeps; and not for one unit,
                 # whose bias gradient NumPy sums pairwise (a contiguous column), not row by row.
                 if not net.residual[l] and u > 1:
-                    self.relu_backward_bias[l] = (
-                        bwd,
-                        self.g[l].ctypes.data,
-                        h.ctypes.data,
-                        net.gb[l].ctypes.data,
-                        n,
-                        u,
-                    )
+                    args = (self.g[l].ctypes.data, h.ctypes.data, net.gb[l].ctypes.data, n, u)
+                    self.relu_backward_bias[l] = (bwd, args)

@@ -28,14 +28,11 @@ class Optimizer:
         self.params, self.grads = params, grads
         # Python floats: a NumPy float64 scalar would make NumPy compute a float32 step in
         # float64 (NEP 50), which the compiled kernels (fast.py) do not.
-        hyper = {
-            k: tuple(map(float, v))
-            if isinstance(v, tuple)
-            else float(v)
-            if isinstance(self.defaults.get(k), float)
-            else v
-            for k, v in hyper.items()
-        }
+        for k, v in hyper.items():
+            if isinstance(v, tuple):
+                hyper[k] = tuple(map(float, v))
+            elif isinstance(self.defaults.get(k), float):
+                hyper[k] = float(v)
         self.hyper = {**self.defaults, **hyper}
         for k, v in self.hyper.items():
             setattr(self, k, v)
