@@ -65,7 +65,7 @@ def bits(a):
         ("sgd", {"momentum": 0.8, "dampening": 0.3}),
     ],
 )
-def test_kernel_is_bit_identical_to_numpy(fresh, monkeypatch, dtype, name, hyper):
+def test_kernel_is_bit_identical_to_numpy(monkeypatch, dtype, name, hyper):
     rng = np.random.default_rng(0)
     n = 1003  # not a multiple of any vector width: the loops' tails are covered
     p0 = awkward(rng, n, dtype)
@@ -186,7 +186,7 @@ def test_backprop_fast_0_turns_it_off(fresh, monkeypatch):
 
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
-def test_buffers_the_kernel_cannot_take_use_numpy(fresh):
+def test_buffers_the_kernel_cannot_take_use_numpy():
     assert make_optimizer("adam", np.ones(4), np.ones(4))._kernel is not None  # the control
     p = np.ones((4, 4))[:, 0]  # not contiguous
     assert make_optimizer("adam", p, np.ones(4))._kernel is None
@@ -202,7 +202,7 @@ def test_buffers_the_kernel_cannot_take_use_numpy(fresh):
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
 @pytest.mark.parametrize("name", ["adam", "sgd"])
-def test_numpy_scalar_hyperparameters_give_the_same_bits(fresh, monkeypatch, name):
+def test_numpy_scalar_hyperparameters_give_the_same_bits(monkeypatch, name):
     """np.float64 hyperparameters on float32 buffers: NumPy would compute in float64 (NEP 50)
     unless they are made Python floats, as the optimizers do."""
     rng = np.random.default_rng(0)
@@ -223,7 +223,7 @@ def test_numpy_scalar_hyperparameters_give_the_same_bits(fresh, monkeypatch, nam
 
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
-def test_an_option_that_rounds_to_zero_in_float32_uses_numpy(fresh):
+def test_an_option_that_rounds_to_zero_in_float32_uses_numpy():
     p, g = np.ones(4, np.float32), np.ones(4, np.float32)
     assert make_optimizer("sgd", p, g, momentum=1e-46)._kernel is None
     assert make_optimizer("adam", p, g, weight_decay=1e-46)._kernel is None
