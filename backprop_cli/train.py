@@ -833,9 +833,7 @@ class Run:
                 "python": platform.python_version(),
             },
             # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
-            "optimizer_update": "compiled"
-            if getattr(self.opt, "_kernel", None) is not None
-            else "numpy",
+            "optimizer_update": "numpy" if self.opt._kernel is None else "compiled",
         }
 
     def write_summary(self) -> dict:

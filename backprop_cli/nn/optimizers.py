@@ -18,6 +18,7 @@ class Optimizer:
     name = ""
     defaults: dict = {}
     state_names: tuple[str, ...] = ()
+    _kernel = None  # the compiled update (fast.py) where ``_fast`` found one; None: NumPy
 
     def __init__(self, params: np.ndarray, grads: np.ndarray, **hyper):
         unknown = set(hyper) - set(self.defaults)
@@ -239,7 +240,6 @@ class Adam(Optimizer):
 
     def __init__(self, params, grads, **hyper):
         super().__init__(params, grads, **hyper)
-        self._kernel = None
         if not self.amsgrad:
             self._fast("adam", "exp_avg", "exp_avg_sq")
 
