@@ -1,4 +1,5 @@
-"""One exception family; cli.py turns each into an exit code, once, at the boundary."""
+"""One exception family (the CLI turns each into an exit code, once, at the boundary), and the
+parts every one-line message is made of."""
 
 from __future__ import annotations
 
@@ -41,3 +42,22 @@ class Interrupted(BackpropError):
     """Ctrl-C or SIGTERM: stopped after saving the completed epochs."""
 
     exit_code = 130
+
+
+# ---------------------------------------------------------------------------- message parts
+
+
+def did_you_mean(word, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def shown(value, limit: int = 60) -> str:
+    """A value as an error message quotes it: repr for text, JSON otherwise, cut at ``limit``."""
+    import json
+
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

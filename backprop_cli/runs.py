@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .config.models import MAX_LAYERS, MAX_PARAMETERS
 from .errors import BackpropError, OutputError, WeightsError
 
 FORMAT = "backprop-weights"
@@ -33,8 +34,6 @@ RUN_FILES = ("config.yaml", "weights.npz", "checkpoint.npz", "metrics.csv", "sum
 FLOAT_DTYPES = ("float32", "float64")
 # Bounds on what a weights file may claim, checked before anything is allocated: a network
 # of at most MAX_LAYERS layers and MAX_PARAMETERS parameters (the config has the same bounds).
-MAX_LAYERS = 1000
-MAX_PARAMETERS = 2**31
 MAX_MEMBERS = 2 * MAX_LAYERS + 16  # W_i, b_i, x_mean, x_scale, spec; checkpoints need fewer
 MAX_NPY_HEADER = 10_000  # numpy.load's max_header_size
 MAX_JSON_CHARS = 10_000_000  # the spec, or a checkpoint's state (its metrics rows)

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from . import __version__, runs
-from .config import Config, read_config_file
+from .config import Config, architecture_problem, read_config_file
 from .data import Prepared, load_dataset, prepare, streams
 from .errors import ConfigError, DivergenceError, OutputError, WeightsError
 from .metrics import accuracy, r2_score
@@ -448,12 +448,14 @@ def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
             f"{where}: the output layer has {units} unit(s) but the data has "
             f"{prep.n_outputs} target column(s); set units: {prep.n_outputs}"
         )
-    first = cfg.model.layers[0]
-    if first.residual and first.units != prep.n_features:
-        raise ConfigError(
-            f"{source}: model.layers[0].residual: a residual layer adds its input, so its units "
-            f"must equal the number of features ({prep.n_features}); got {first.units}"
-        )
+    layers = cfg.model.layers
+    problem = architecture_problem(
+        [prep.n_features, *(layer.units for layer in layers)],
+        [layer.dropout for layer in layers],
+        [layer.residual for layer in layers],
+    )
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     columns = metric_columns(cfg, len(cfg.model.layers))
     t = cfg.training
     watched = []

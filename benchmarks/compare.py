@@ -55,6 +55,7 @@ def data(rows, features, classes, seed=0):
 def run_backprop(case, epochs):
     import numpy as np
 
+    from backprop_cli.config import optimizer_defaults
     from backprop_cli.data import streams
     from backprop_cli.nn import Network, get_loss, make_optimizer
     from backprop_cli.train import Trainer
@@ -65,7 +66,7 @@ def run_backprop(case, epochs):
     net = Network(sizes, ["relu"] * len(hidden) + ["softmax"], dtype=np.float32)
     net.init("he", np.random.default_rng(0))
     hyper = {"lr": 1e-3} if opt_name == "adam" else {"lr": 1e-2, "momentum": 0.9}
-    opt = make_optimizer(opt_name, net.params, net.grads, **hyper)
+    opt = make_optimizer(opt_name, net.params, net.grads, **(optimizer_defaults(opt_name) | hyper))
     trainer = Trainer(
         net,
         opt,

@@ -56,3 +56,25 @@ def assert_one_line_error(err, *words):
     assert "Traceback" not in err
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+def make_optimizer(name, params, grads, **hyper):
+    """nn's optimizer with the config's defaults (torch.optim's) for what ``hyper`` leaves out,
+    as a config would build it; an unknown name goes through as it is, to be refused."""
+    from backprop_cli.config import OPTIMIZER_MODELS, optimizer_defaults
+    from backprop_cli.nn.optimizers import make_optimizer as make
+
+    defaults = optimizer_defaults(name) if name in OPTIMIZER_MODELS else {}
+    return make(name, params, grads, **(defaults | hyper))
+
+
+def Schedule(base_lr, name="constant", **params):  # noqa: N802 (stands in for the class)
+    """nn's Schedule with the config's defaults for the schedule's own parameters."""
+    from backprop_cli.config import schedule_defaults
+    from backprop_cli.config.models import WarmupConfig
+    from backprop_cli.nn.schedules import Schedule as Made
+
+    own = schedule_defaults(name) if name != "constant" else {}
+    if "warmup_iters" in params:
+        params.setdefault("warmup_start_factor", WarmupConfig().start_factor)
+    return Made(base_lr, name, **(own | params))

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from backprop_cli.nn import fast
-from backprop_cli.nn.optimizers import make_optimizer
+
+from .conftest import make_optimizer
 
 HAVE_CC = fast._compiler() is not None
 

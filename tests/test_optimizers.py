@@ -17,8 +17,10 @@ import re
 import numpy as np
 import pytest
 
+from backprop_cli.config import optimizer_defaults
 from backprop_cli.nn import fast
-from backprop_cli.nn.optimizers import make_optimizer
+
+from .conftest import make_optimizer
 
 
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
@@ -512,10 +514,22 @@ def test_side_by_side_with_torch(name, hyper):
 
 
 @pytest.mark.parametrize("name", sorted(TORCH_NAMES))
-def test_defaults_equal_torch_defaults(name):
+def test_config_defaults_equal_torch_defaults(name):
+    """The config is the one home of the defaults: each optimizer's equal torch.optim's."""
     torch = pytest.importorskip("torch")
     theta = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
     theirs = getattr(torch.optim, TORCH_NAMES[name])([theta]).defaults
-    ours = make_optimizer(name, np.zeros(2), np.zeros(2)).hyper
+    ours = optimizer_defaults(name)
+    assert set(ours) == set(make_optimizer(name, np.zeros(2), np.zeros(2)).hyper)
     for key, value in ours.items():
-        assert theirs[key] == value, key
+        want = theirs[key]
+        assert (tuple(value) if isinstance(value, list) else value) == want, key
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_NAMES))
+def test_nn_has_no_defaults_of_its_own(name):
+    """nn's optimizers take every hyperparameter: a default there would be a second home."""
+    from backprop_cli.nn.optimizers import make_optimizer as nn_make_optimizer
+
+    with pytest.raises(ValueError, match="missing"):
+        nn_make_optimizer(name, np.zeros(2), np.zeros(2), lr=0.1)

@@ -19,8 +19,9 @@ import pytest
 
 from backprop_cli.config import validate_config
 from backprop_cli.errors import ConfigError
-from backprop_cli.nn.schedules import Schedule
 from backprop_cli.train import build_schedule
+
+from .conftest import Schedule
 
 REL = 1e-12
 

@@ -1,4 +1,4 @@
-"""Optimizers: torch.optim's update rules, names and defaults, on one flat buffer in place.
+"""Optimizers: torch.optim's update rules and parameter names, on one flat buffer in place.
 
 Each optimizer holds references to the network's flat ``params`` and ``grads`` buffers
 and updates ``params`` in place in ``step()``. State (momentum buffers, moment estimates)
@@ -15,26 +15,34 @@ import numpy as np
 
 
 class Optimizer:
+    """Every hyperparameter is given: the defaults (torch.optim's) live in the config models
+    (``config.optimizer_defaults``), not here."""
+
     name = ""
-    defaults: dict = {}
+    hyper_names: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # the hyperparameters that are true/false, not numbers
     state_names: tuple[str, ...] = ()
     _kernel = None  # the compiled update (fast.py) where ``_fast`` found one; None: NumPy
 
     def __init__(self, params: np.ndarray, grads: np.ndarray, **hyper):
-        unknown = set(hyper) - set(self.defaults)
-        if unknown:
+        given, names = set(hyper), set(self.hyper_names)
+        if given != names:
+            unknown, missing = sorted(given - names), sorted(names - given)
             raise ValueError(
-                f"{self.name}: unknown parameter(s) {sorted(unknown)}; expected {sorted(self.defaults)}"
+                f"{self.name}: unknown parameter(s) {unknown}, missing {missing}; "
+                f"expected {sorted(names)}"
             )
         self.params, self.grads = params, grads
         # Python floats: a NumPy float64 scalar would make NumPy compute a float32 step in
         # float64 (NEP 50), which the compiled kernels (fast.py) do not.
         for k, v in hyper.items():
-            if isinstance(v, tuple):
+            if k in self.flags:
+                hyper[k] = bool(v)
+            elif isinstance(v, (tuple, list)):
                 hyper[k] = tuple(map(float, v))
-            elif isinstance(self.defaults.get(k), float):
+            else:
                 hyper[k] = float(v)
-        self.hyper = {**self.defaults, **hyper}
+        self.hyper = {k: hyper[k] for k in self.hyper_names}
         for k, v in self.hyper.items():
             setattr(self, k, v)
         self._validate()
@@ -113,13 +121,8 @@ class SGD(Optimizer):
     g <- g + mu b if nesterov else b; p <- p - lr g."""
 
     name = "sgd"
-    defaults = {
-        "lr": 1e-3,
-        "momentum": 0.0,
-        "dampening": 0.0,
-        "weight_decay": 0.0,
-        "nesterov": False,
-    }
+    hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    flags = ("nesterov",)
     state_names = ("momentum_buffer",)
 
     def _validate(self):
@@ -175,14 +178,8 @@ class RMSprop(Optimizer):
     with momentum: b <- mu b + g / (sqrt(v~) + eps), p <- p - lr b; else p <- p - lr g / (sqrt(v~) + eps)."""
 
     name = "rmsprop"
-    defaults = {
-        "lr": 1e-2,
-        "alpha": 0.99,
-        "eps": 1e-8,
-        "weight_decay": 0.0,
-        "momentum": 0.0,
-        "centered": False,
-    }
+    hyper_names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    flags = ("centered",)
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
 
     def _validate(self):
@@ -228,13 +225,8 @@ class Adam(Optimizer):
     vmax <- max(vmax, v) if amsgrad; p <- p - lr/(1 - b1^t) m / (sqrt(v)/sqrt(1 - b2^t) + eps)."""
 
     name = "adam"
-    defaults = {
-        "lr": 1e-3,
-        "betas": (0.9, 0.999),
-        "eps": 1e-8,
-        "weight_decay": 0.0,
-        "amsgrad": False,
-    }
+    hyper_names = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+    flags = ("amsgrad",)
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     decoupled = False
 
@@ -300,10 +292,9 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: p <- p (1 - lr wd) before the Adam step; wd 0.01 default."""
+    """Adam with decoupled weight decay: p <- p (1 - lr wd) before the Adam step."""
 
     name = "adamw"
-    defaults = {**Adam.defaults, "weight_decay": 1e-2}
     decoupled = True
 
 
@@ -318,6 +309,4 @@ def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, **hyper) ->
         raise ValueError(
             f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}"
         ) from None
-    if "betas" in hyper:
-        hyper["betas"] = tuple(hyper["betas"])
     return cls(params, grads, **hyper)

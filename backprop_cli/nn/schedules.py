@@ -30,9 +30,10 @@ class Schedule:
         base_lr: float,
         name: str = "constant",
         warmup_iters: int = 0,
-        warmup_start_factor: float = 1.0 / 3.0,
+        warmup_start_factor: float = 1.0,
         **params,
     ):
+        """``params`` are the schedule's own, all given (the defaults are the config's)."""
         self.base_lr = base_lr
         self.name = name
         self.params = params
@@ -56,13 +57,13 @@ class Schedule:
         if self.name == "constant":
             lr = base
         elif self.name == "step":
-            lr = base * p.get("gamma", 0.1) ** (k // p["step_size"])
+            lr = base * p["gamma"] ** (k // p["step_size"])
         elif self.name == "multistep":
-            lr = base * p.get("gamma", 0.1) ** bisect.bisect_right(sorted(p["milestones"]), k)
+            lr = base * p["gamma"] ** bisect.bisect_right(sorted(p["milestones"]), k)
         elif self.name == "exponential":
             lr = base * p["gamma"] ** k
         elif self.name == "cosine":
-            eta_min = p.get("eta_min", 0.0)
+            eta_min = p["eta_min"]
             lr = eta_min + (base - eta_min) * (1 + math.cos(math.pi * k / p["T_max"])) / 2
         elif self.name == "reduce_on_plateau":
             lr = self.plateau_lr
@@ -83,17 +84,17 @@ class Schedule:
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
-        if self.num_bad_epochs > p.get("patience", 10):
+        if self.num_bad_epochs > p["patience"]:
             old = self.plateau_lr
-            new = max(old * p.get("factor", 0.1), p.get("min_lr", 0.0))
-            if old - new > p.get("eps", 1e-8):
+            new = max(old * p["factor"], p["min_lr"])
+            if old - new > p["eps"]:
                 self.plateau_lr = new
-            self.cooldown_counter = p.get("cooldown", 0)
+            self.cooldown_counter = p["cooldown"]
             self.num_bad_epochs = 0
 
     def _is_better(self, a: float) -> bool:
-        threshold = self.params.get("threshold", 1e-4)
-        rel = self.params.get("threshold_mode", "rel") == "rel"
+        threshold = self.params["threshold"]
+        rel = self.params["threshold_mode"] == "rel"
         if self.mode == "min":
             return a < (self.best * (1.0 - threshold) if rel else self.best - threshold)
         return a > (self.best * (threshold + 1.0) if rel else self.best + threshold)
