@@ -220,7 +220,7 @@ def predict(
     """Predict new rows with the stored preprocessing; CSV out with the original labels."""
     from .errors import OutputError
     from .inference import load_model, predict_rows
-    from .runs import write_text
+    from .store.files import write_text
 
     if output is not None and str(output) == "-":
         output = None

@@ -81,7 +81,7 @@ def sweep(
     from . import sweep as sw
     from .cli import _interrupt_on_signals
     from .errors import ConfigError
-    from .runs import new_run_dir
+    from .store.files import new_run_dir
 
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")

@@ -467,7 +467,7 @@ def schema(
         return
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: already exists; choose another --out or pass --overwrite")
-    from .runs import write_text
+    from .store.files import write_text
 
     write_text(out, text)
     print(f"wrote {out}", file=sys.stderr)

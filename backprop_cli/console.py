@@ -54,7 +54,7 @@ def emit(text: str) -> None:
 
 
 def json_line(obj: dict) -> None:
-    from .runs import json_safe
+    from .store.files import json_safe
 
     emit(json.dumps(json_safe(obj)))
 

@@ -286,7 +286,7 @@ def _list(names, limit: int = 12) -> str:
 
 def load_npz(path: Path) -> Dataset:
     """Arrays X (n, n_features) and y (n,) or (n, k) from an .npz file; nothing is unpickled."""
-    from .runs import NpzReader, npz_errors
+    from .store.npz import NpzReader, npz_errors
 
     _check_path(path)
     what = ".npz data file"

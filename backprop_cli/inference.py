@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runs
 from .data import (
     Dataset,
     apply_preprocessing,
@@ -25,6 +24,7 @@ from .errors import DataError
 from .metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.losses import get_loss
 from .nn.network import Network
+from .store.weights import WeightsSpec, load_weights, network_from_weights
 
 SPLITS = ("test", "val", "train")
 
@@ -32,66 +32,65 @@ SPLITS = ("test", "val", "train")
 @dataclass
 class Model:
     path: Path
-    spec: dict
+    spec: WeightsSpec
     net: Network
     mean: np.ndarray
     scale: np.ndarray
 
     @property
     def task(self) -> str:
-        return self.spec.get("task", "classification")
+        return self.spec.task
 
 
 def load_model(path: str | Path) -> Model:
-    spec, arrays = runs.load_weights(path)
+    spec, arrays = load_weights(path)
     return Model(
         Path(path),
         spec,
-        runs.network_from_weights(spec, arrays),
+        network_from_weights(spec, arrays),
         arrays["x_mean"],
         arrays["x_scale"],
     )
 
 
 def _check_features(model: Model, X: np.ndarray, where: str) -> None:
-    want = model.spec["sizes"][0]
+    want = model.spec.sizes[0]
     if X.shape[1] != want:
         raise DataError(
             f"{where}: {X.shape[1]} feature column(s), but the network takes {want} "
-            f"({', '.join(model.spec.get('feature_names', [])[:8])}{', ...' if want > 8 else ''})"
+            f"({', '.join((model.spec.feature_names or [])[:8])}{', ...' if want > 8 else ''})"
         )
+
+
+def training_data(model: Model, dataset: str | None = None) -> tuple[Dataset, str]:
+    """Every row of the data the model was trained on, from its spec (a built-in regenerated
+    from the seed, or the file, which must not have changed), or of the built-in ``dataset``."""
+    spec, d = model.spec, model.spec.data
+    if d is None:
+        raise DataError(f"{model.path}: the spec names no training data; pass --data FILE")
+    same = dataset is None or dataset == d.dataset
+    if dataset is not None or d.dataset:
+        name = dataset or d.dataset
+        ds = load_builtin(name, spec.seed, d.n_samples if same else None, d.noise if same else None)
+        return ds, f"dataset {name}"
+    path = Path(d.source.get("path") or d.path or "")
+    if not path.is_file():
+        raise DataError(
+            f"{model.path}: the training data {path} is not there any more; pass --data FILE"
+        )
+    if d.source.get("sha256") and file_digest(path) != d.source["sha256"]:
+        raise DataError(
+            f"{path}: the file changed since training (sha256 differs), so its split cannot be "
+            "rebuilt; pass --data FILE to evaluate on all of its rows"
+        )
+    return load_file(path, d.target, d.features, d.dropna), str(path)
 
 
 def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray, np.ndarray, str]:
     """The rows of ``split`` as at training time, from the spec's data source and seed."""
-    spec, d = model.spec, model.spec.get("data", {})
-    src = d.get("source", {})
-    seed = int(spec.get("seed", 0))
-    if dataset is not None:
-        ds = load_builtin(
-            dataset,
-            seed,
-            d.get("n_samples") if dataset == d.get("dataset") else None,
-            d.get("noise") if dataset == d.get("dataset") else None,
-        )
-        where = f"dataset {dataset}"
-    elif d.get("dataset"):
-        ds = load_builtin(d["dataset"], seed, d.get("n_samples"), d.get("noise"))
-        where = f"dataset {d['dataset']}"
-    else:
-        path = Path(src.get("path", ""))
-        if not path.is_file():
-            raise DataError(
-                f"{model.path}: the training data {path} is not there any more; pass --data FILE"
-            )
-        if src.get("sha256") and file_digest(path) != src["sha256"]:
-            raise DataError(
-                f"{path}: the file changed since training (sha256 differs), so its split cannot be "
-                "rebuilt; pass --data FILE to evaluate on all of its rows"
-            )
-        ds = load_file(path, d.get("target"), d.get("features"), bool(d.get("dropna")))
-        where = str(path)
-    frac = {"test": d.get("test", 0.0), "val": d.get("validation", 0.0), "train": 1.0}[split]
+    spec, d = model.spec, model.spec.data
+    ds, where = training_data(model, dataset)
+    frac = {"test": d.test, "val": d.validation, "train": 1.0}[split]
     if frac == 0:
         key = "test" if split == "test" else "validation"
         raise DataError(
@@ -99,18 +98,11 @@ def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray,
             "use --split train, or --data FILE"
         )
     prep = prepare(
-        ds,
-        spec["loss"],
-        seed,
-        d.get("validation", 0.0),
-        d.get("test", 0.0),
-        d.get("standardize", True),
-        dtype=np.float64,
-        where=where,
+        ds, spec.loss, spec.seed, d.validation, d.test, d.standardize, dtype=np.float64, where=where
     )
-    if model.task == "classification" and prep.classes != spec.get("classes"):
+    if model.task == "classification" and prep.classes != spec.classes:
         raise DataError(
-            f"{where}: its classes {prep.classes} differ from the trained ones {spec.get('classes')}"
+            f"{where}: its classes {prep.classes} differ from the trained ones {spec.classes}"
         )
     idx = prep.indices[split]
     return ds.X[idx], ds.targets[idx], f"{where} ({split} split, {len(idx)} rows)"
@@ -124,19 +116,17 @@ def evaluate_model(
     if data is not None:
         # The trained feature columns by name when the file has them all (in any order, other
         # columns ignored); else the file's own columns, which must then be as many.
-        names = spec.get("feature_names") or []
+        names = spec.feature_names or []
         ds: Dataset = load_file(
-            data, _target(spec), _present_features(Path(data), names) or _features(spec)
+            data, spec.target, _present_features(Path(data), names) or _features(spec)
         )
         X, targets, where = ds.X, ds.targets, f"{data} ({len(ds.X)} rows)"
     else:
         X, targets, where = _rebuild(model, split, dataset)
     _check_features(model, X, where)
-    y = encode_targets(targets, spec["loss"], spec.get("classes"), where, model.net.dtype)
-    Xp = apply_preprocessing(
-        X, model.mean, model.scale, model.net.dtype, where, spec.get("feature_names")
-    )
-    loss_value, out = model.net.evaluate(Xp, y, get_loss(spec["loss"]))
+    y = encode_targets(targets, spec.loss, spec.classes, where, model.net.dtype)
+    Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype, where, spec.feature_names)
+    loss_value, out = model.net.evaluate(Xp, y, get_loss(spec.loss))
     result = {
         "weights": str(model.path),
         "data": where,
@@ -146,21 +136,18 @@ def evaluate_model(
     }
     if model.task == "classification":
         result["accuracy"] = accuracy(y, out)
-        result["classes"] = spec["classes"]
-        result["confusion_matrix"] = confusion_matrix(y, out, len(spec["classes"])).tolist()
+        result["classes"] = spec.classes
+        result["confusion_matrix"] = confusion_matrix(y, out, len(spec.classes)).tolist()
     else:
         result["r2"] = r2_score(y, out)
     return result
 
 
-def _target(spec: dict):
-    names = spec.get("target_names") or []
-    return names[0] if len(names) == 1 else (names or None)
-
-
-def _features(spec: dict):
-    d = spec.get("data", {})
-    return d.get("features") or (spec.get("feature_names") if d.get("path") else None)
+def _features(spec: WeightsSpec):
+    d = spec.data
+    if d is None:
+        return None
+    return d.features or (spec.feature_names if d.path else None)
 
 
 def predict_rows(model: Model, input_path: str, proba: bool = False):
@@ -172,7 +159,7 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
     if p.suffix.lower() == ".npz":
         ds = load_file(p)
     else:
-        names = spec.get("feature_names") or []
+        names = spec.feature_names or []
         ds = load_file(p, None, _present_features(p, names), need_target=False)
     _check_features(model, ds.X, str(input_path))
     out = model.net.predict(
@@ -181,14 +168,14 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
         )
     ).astype(np.float64)
     if model.task == "classification":
-        classes = spec["classes"]
+        classes = spec.classes
         frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
         if proba:
             probs = np.c_[1 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
             for j, c in enumerate(classes):
                 frame[f"p_{c}"] = probs[:, j]
         return frame
-    names = spec.get("target_names") or [f"y{j}" for j in range(out.shape[1])]
+    names = spec.target_names or [f"y{j}" for j in range(out.shape[1])]
     if len(names) != out.shape[1]:
         names = [f"y{j}" for j in range(out.shape[1])]
     return pd.DataFrame(out, columns=names)

@@ -235,8 +235,8 @@ def boundary_data(run_dir: str | Path):
     """(model, X, labels) of a run with two input features: the model from weights.npz and
     every row of its data in the original feature space, labels as class indices (or
     target values for regression)."""
-    from .data import encode_classes, load_builtin, load_file
-    from .inference import load_model
+    from .data import encode_classes
+    from .inference import load_model, training_data
 
     weights = Path(run_dir) / "weights.npz"
     if not Path(run_dir).is_dir():
@@ -245,22 +245,14 @@ def boundary_data(run_dir: str | Path):
         raise DataError(f"{run_dir}: no weights.npz; not a trained run directory")
     model = load_model(weights)
     spec = model.spec
-    if spec["sizes"][0] != 2:
+    if spec.sizes[0] != 2:
         raise DataError(
             f"{run_dir}: --boundary needs a model of 2 input features (xor, moons, circles, "
-            f"spirals, or a 2-column file); this one has {spec['sizes'][0]}"
+            f"spirals, or a 2-column file); this one has {spec.sizes[0]}"
         )
-    d = spec.get("data", {})
-    seed = int(spec.get("seed", 0))
-    if d.get("dataset"):
-        ds = load_builtin(d["dataset"], seed, d.get("n_samples"), d.get("noise"))
-    else:
-        path = Path((d.get("source") or {}).get("path") or d.get("path") or "")
-        if not path.is_file():
-            raise DataError(f"{run_dir}: the training data {path} is not there any more")
-        ds = load_file(path, d.get("target"), d.get("features"), bool(d.get("dropna")))
+    ds, _ = training_data(model)
     if model.task == "classification":
-        labels = encode_classes(ds.targets, spec["classes"], str(run_dir))
+        labels = encode_classes(ds.targets, spec.classes, str(run_dir))
     else:
         labels = np.asarray(ds.targets, dtype=np.float64).reshape(len(ds.X), -1)[:, 0]
     return model, ds.X, labels
@@ -293,7 +285,7 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
         out = model.net.predict(apply_preprocessing(grid, model.mean, model.scale, model.net.dtype))
         out = out.astype(np.float64)
         if model.task == "classification":
-            classes = model.spec["classes"]
+            classes = model.spec.classes
             k = len(classes)
             base = colormaps["tab10"]
             cmap = ListedColormap([base(c % 10) for c in range(k)])
@@ -348,7 +340,7 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
                 edgecolors="k",
             )
             fig.colorbar(cs, ax=ax, label="prediction (points: target)")
-        names = model.spec.get("feature_names") or ["x0", "x1"]
+        names = model.spec.feature_names or ["x0", "x1"]
         ax.set(
             title=f"{label}: "
             + ("decision regions" if model.task == "classification" else "prediction"),
@@ -367,7 +359,7 @@ def save_png(fig, path: str | Path, dpi: int = 100) -> None:
     """Render ``fig`` with the Agg canvas and write it atomically as a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .runs import atomic_write
+    from .store.files import atomic_write
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()

@@ -562,7 +562,7 @@ class _StopWatch:
 def _prepare_fresh(d: Path) -> None:
     """A trial directory to start in from scratch: files of a start that never saved an epoch
     (no checkpoint) are removed; anything else there is refused, never overwritten."""
-    from .runs import RUN_FILES
+    from .store.rundir import RUN_FILES
 
     if not d.exists():
         return
@@ -1093,7 +1093,7 @@ class SweepRunner:
     def write_summary(self, force: bool = True) -> None:
         """sweep_summary.csv, atomically; at most once a second unless ``force``d, so that a
         sweep of many short trials does not spend its time rewriting it."""
-        from .runs import write_text
+        from .store.files import write_text
 
         now = time.monotonic()
         if not force and now - self._written_at < SUMMARY_INTERVAL_S:
@@ -1105,7 +1105,7 @@ class SweepRunner:
     def write_definition(self) -> None:
         import yaml
 
-        from .runs import write_text
+        from .store.files import write_text
 
         text = (
             "# The sweep as started by backprop sweep; `backprop sweep DIR --resume` reads it.\n"

@@ -230,22 +230,16 @@ def _plain(v):
 
 
 def _load_parameters(net: Network, path: str | Path) -> None:
-    from . import runs
+    from .store import weights
 
-    spec, arrays = runs.load_weights(path)
-    residual = spec.get("residual") or [False] * (len(spec["sizes"]) - 1)
-    if (spec["sizes"], spec["activations"], residual) != (
-        net.sizes,
-        net.activation_names,
-        net.residual,
-    ):
+    spec, arrays = weights.load_weights(path)
+    if not weights.same_architecture(spec, net):
         raise WeightsError(
             f"{path}: --weights needs the config's architecture: the file has sizes "
-            f"{spec['sizes']} ({', '.join(spec['activations'])}), the config "
+            f"{spec.sizes} ({', '.join(spec.activations)}), the config "
             f"{net.sizes} ({', '.join(net.activation_names)})"
         )
-    for name, t in zip(net.tensor_names(), net.tensors(), strict=True):
-        t[...] = arrays[name]
+    weights.load_parameters(net, arrays)
 
 
 def jsonable(obj):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import __version__, runs
+from . import __version__
 from .config import Config, architecture_problem, read_config_file
 from .data import Prepared, load_dataset, prepare, streams
 from .errors import ConfigError, DivergenceError, OutputError, WeightsError
@@ -31,6 +31,18 @@ from .nn.losses import Loss, get_loss
 from .nn.network import Network
 from .nn.optimizers import Optimizer, make_optimizer
 from .nn.schedules import Schedule
+from .store import checkpoint, weights
+from .store.files import json_safe, new_run_dir, write_text
+from .store.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    WEIGHTS,
+    MetricsLog,
+    RunFileError,
+    read_metrics,
+    write_summary,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -490,25 +502,23 @@ def load_prepared(data_cfg: dict, loss: str, seed: int, dtype, where: str) -> Pr
     )
 
 
-def weights_spec(cfg: Config, prep: Prepared, net: Network, epoch: int) -> dict:
-    return {
-        "format": runs.FORMAT,
-        "version": runs.FORMAT_VERSION,
-        "name": cfg.name,
-        "sizes": net.sizes,
-        "activations": net.activation_names,
-        "residual": net.residual,
-        "loss": cfg.loss,
-        "dtype": cfg.model.dtype,
-        "task": prep.task,
-        "classes": prep.classes,
-        "feature_names": prep.dataset.feature_names,
-        "target_names": prep.dataset.target_names,
-        "data": {**cfg.data.model_dump(mode="json"), "source": prep.dataset.source},
-        "seed": cfg.seed,
-        "epoch": epoch,
-        "backprop_version": __version__,
-    }
+def weights_spec(cfg: Config, prep: Prepared, net: Network, epoch: int) -> weights.WeightsSpec:
+    return weights.WeightsSpec(
+        name=cfg.name,
+        sizes=net.sizes,
+        activations=net.activation_names,
+        residual=net.residual,
+        loss=cfg.loss,
+        dtype=cfg.model.dtype,
+        task=prep.task,
+        classes=prep.classes,
+        feature_names=prep.dataset.feature_names,
+        target_names=prep.dataset.target_names,
+        data=weights.SpecData(**cfg.data.model_dump(), source=prep.dataset.source),
+        seed=cfg.seed,
+        epoch=epoch,
+        backprop_version=__version__,
+    )
 
 
 # Keys a resume may change: only how long to train.
@@ -558,8 +568,7 @@ class Run:
         self.stop_reason = ""
         self.summary_data: dict | None = None
         self._saved_at, self._saved_epoch = -math.inf, 0
-        self._csv_lines: list[str] = []
-        self._csv_columns: list[str] = []
+        self._metrics = MetricsLog()
         self.rngs = streams(cfg.seed)
         self.prep = load_prepared(
             cfg.data.model_dump(), cfg.loss, cfg.seed, cfg.model.dtype, source
@@ -604,24 +613,15 @@ class Run:
             self._resume()
 
     def _load_init(self, path: str) -> None:
-        spec, arrays = runs.load_weights(path)
-        residual = spec.get("residual") or [False] * (len(spec["sizes"]) - 1)
-        if (spec["sizes"], spec["activations"], residual) != (
-            self.net.sizes,
-            self.net.activation_names,
-            self.net.residual,
-        ):
-
-            def arch(sizes, acts, res):
-                return f"sizes {sizes} ({', '.join(a + (' residual' if r else '') for a, r in zip(acts, res, strict=True))})"
-
+        spec, arrays = weights.load_weights(path)
+        net = self.net
+        if not weights.same_architecture(spec, net):
             raise WeightsError(
                 f"{path}: --init-from needs the same architecture: the file has "
-                f"{arch(spec['sizes'], spec['activations'], residual)}, the config "
-                f"{arch(self.net.sizes, self.net.activation_names, self.net.residual)}"
+                f"{weights.describe_architecture(spec.sizes, spec.activations, spec.residual)}, "
+                f"the config {weights.describe_architecture(net.sizes, net.activation_names, net.residual)}"
             )
-        for name, t in zip(self.net.tensor_names(), self.net.tensors(), strict=True):
-            t[...] = arrays[name]
+        weights.load_parameters(net, arrays)
 
     # ------------------------------------------------------------------ resume
 
@@ -629,7 +629,7 @@ class Run:
         if not self.out:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
         d = Path(self.out)
-        ckpt, cfg_file = d / "checkpoint.npz", d / "config.yaml"
+        ckpt, cfg_file = d / CHECKPOINT, d / CONFIG
         if not os.path.isfile(ckpt) or not os.path.isfile(cfg_file):  # False on any OSError
             raise WeightsError(f"{d}: no checkpoint.npz and config.yaml to resume from")
         old = read_config_file(cfg_file)  # bounded, strict YAML; every problem one ConfigError
@@ -640,15 +640,15 @@ class Run:
                 f"{self.source}: {key}: cannot resume {d} with a changed config "
                 f"(the run has {was!r}, the config {now!r}); only training.epochs may change"
             )
-        arrays, state = runs.load_checkpoint(
-            ckpt, self.net, self.opt, self.trainer.best_params is not None
+        arrays, state = checkpoint.load_checkpoint(
+            ckpt, self.net, self.opt, self.trainer.best_params is not None, list(self.rngs)
         )
         if state.get("config_sha256_model") not in (None, _model_digest(self.cfg)):
             raise ConfigError(
                 f"{ckpt}: the checkpoint belongs to another model or data; start a new run"
             )
         self.trainer.load_state_dict(arrays, state)
-        self.rows = self._read_rows(d / "metrics.csv", state["epoch"], state.get("warnings", {}))
+        self.rows = self._read_rows(d / METRICS, state["epoch"], state.get("warnings", {}))
         self.dir = d
         self.resumed_from = state["epoch"]
 
@@ -658,18 +658,16 @@ class Run:
         """Create the run directory and write the resolved config (a resumed run keeps its own)."""
         if self.dir is not None:
             return self.dir
-        self.dir = runs.new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
+        self.dir = new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
         try:
-            runs.write_text(
-                self.dir / "config.yaml", yaml.safe_dump(self.cfg.resolved(), sort_keys=False)
-            )
+            write_text(self.dir / CONFIG, yaml.safe_dump(self.cfg.resolved(), sort_keys=False))
         except OutputError:
             with contextlib.suppress(OSError):
                 self.dir.rmdir()  # still empty: leave no trace of a run that never started
             raise
         return self.dir
 
-    def spec(self, epoch: int) -> dict:
+    def spec(self, epoch: int) -> weights.WeightsSpec:
         return weights_spec(self.cfg, self.prep, self.net, epoch)
 
     def save(self) -> None:
@@ -681,53 +679,32 @@ class Run:
         """
         assert self.dir is not None
         tr = self.trainer
-        if not self._csv_lines and self.rows:
-            self._csv_columns = [k for k in self.rows[0] if k != "warnings"]
-            self._csv_lines.append(",".join(self._csv_columns))
-        for row in self.rows[max(len(self._csv_lines) - 1, 0) :]:
-            self._csv_lines.append(",".join(runs._cell(row.get(c)) for c in self._csv_columns))
-        if self._csv_lines:
-            runs.write_text(self.dir / "metrics.csv", "\n".join(self._csv_lines) + "\n")
-        runs.save_weights(
-            self.dir / "weights.npz", self.net, self.spec(tr.epoch), self.prep.mean, self.prep.scale
+        self._metrics.write(self.dir, self.rows)
+        weights.save_weights(
+            self.dir / WEIGHTS, self.net, self.spec(tr.epoch), self.prep.mean, self.prep.scale
         )
         arrays, state = tr.state_dict()
         state |= {
             "config_sha256_model": _model_digest(self.cfg),
             "warnings": {r["epoch"]: r["warnings"] for r in self.rows if r.get("warnings")},
         }
-        runs.save_checkpoint(self.dir / "checkpoint.npz", arrays, state)
+        checkpoint.save_checkpoint(self.dir / CHECKPOINT, arrays, state)
         self._saved_at, self._saved_epoch = time.monotonic(), tr.epoch
 
     def _read_rows(self, path: Path, epochs: int, warnings: dict) -> list[dict]:
         """The first ``epochs`` rows of a run's metrics.csv, as the records they were written from."""
-        import csv
-
         try:
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))[:epochs]
-        except OSError as e:
-            raise WeightsError(f"{path}: cannot read it to resume ({e.strerror or e})") from None
-        if len(rows) < epochs or any(r.get("epoch") != str(i + 1) for i, r in enumerate(rows)):
+            rows = read_metrics(path)[:epochs]
+        except RunFileError as e:
+            raise WeightsError(f"{e}; cannot resume") from None
+        if len(rows) < epochs or any(r["epoch"] != i + 1 for i, r in enumerate(rows)):
             raise WeightsError(
                 f"{path}: does not list epochs 1-{epochs} of the checkpoint; cannot resume"
             )
-
-        def value(k, v):
-            if k in ("epoch", "clipped_batches"):
-                return int(v)
-            return float(v) if v != "" else float("nan")
-
-        try:
-            out = [{k: value(k, v) for k, v in r.items()} for r in rows]
-        except (ValueError, TypeError):  # a cell that is no number, a row of the wrong length
-            raise WeightsError(
-                f"{path}: epochs 1-{epochs} are not all rows of numbers; cannot resume"
-            ) from None
-        for r in out:
+        for r in rows:
             if str(r["epoch"]) in warnings:
                 r["warnings"] = warnings[str(r["epoch"])]
-        return out
+        return rows
 
     def epochs(
         self, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None
@@ -764,9 +741,10 @@ class Run:
         self.stop_reason = "early_stopping" if tr.stopped_early else "completed"
         if tr.early is not None and tr.restore_best and tr.early.best_epoch:
             # weights.npz becomes the best epoch's; the checkpoint keeps the last state to resume from.
-            spec = self.spec(tr.early.best_epoch) | {"restored_best_epoch": tr.early.best_epoch}
-            runs.save_weights(
-                self.dir / "weights.npz", self.net, spec, self.prep.mean, self.prep.scale
+            spec = self.spec(tr.early.best_epoch)
+            spec.restored_best_epoch = tr.early.best_epoch
+            weights.save_weights(
+                self.dir / WEIGHTS, self.net, spec, self.prep.mean, self.prep.scale
             )
         self.write_summary()
 
@@ -839,11 +817,9 @@ class Run:
         }
 
     def write_summary(self) -> dict:
-        s = runs.json_safe(self.summary())
-        if self.dir is not None:
-            runs.write_json(self.dir / "summary.json", s)
-        self.summary_data = s
-        return s
+        s = self.summary()
+        self.summary_data = write_summary(self.dir, s) if self.dir is not None else json_safe(s)
+        return self.summary_data
 
 
 def _model_digest(cfg: Config) -> str:

@@ -30,9 +30,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backprop_cli import runs
 from backprop_cli.cli import main
 from backprop_cli.errors import WeightsError
+from backprop_cli.store import weights as runs
 
 from .conftest import CONFIGS, ROOT
 
@@ -1209,7 +1209,7 @@ def test_full_disk_keeps_earlier_files_whole_and_says_what_was_not_written(
     assert on_disk == last_whole  # every file whole: the last complete version, no .tmp files
     if "weights.npz" in on_disk:
         spec, arrays = runs.load_weights(tmp_path / "run" / "weights.npz")
-        assert spec["epoch"] >= 1
+        assert spec.epoch >= 1
 
 
 def test_an_existing_run_directory_is_never_overwritten(tmp_path, capsys):

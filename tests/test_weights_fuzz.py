@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop_cli import runs
 from backprop_cli.cli import main
 from backprop_cli.errors import WeightsError
+from backprop_cli.store import weights as runs
 
 from .conftest import CONFIGS
 
@@ -103,7 +103,7 @@ def _deflated(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def _check_loaded(spec: dict, arrays: dict[str, np.ndarray]) -> None:
+def _check_loaded(spec, arrays: dict[str, np.ndarray]) -> None:
     """What a successful load promises: every array of the spec's shape, float, finite."""
     expected = runs.expected_shapes(spec)
     assert set(arrays) == set(expected)
@@ -113,7 +113,7 @@ def _check_loaded(spec: dict, arrays: dict[str, np.ndarray]) -> None:
         assert a.dtype.name in runs.FLOAT_DTYPES, name
         assert np.isfinite(a).all(), name
     net = runs.network_from_weights(spec, arrays)
-    assert net.sizes == spec["sizes"]
+    assert net.sizes == spec.sizes
 
 
 def test_valid_file_loads(valid, tmp_path):

@@ -1,0 +1,151 @@
+"""Files written so that a crash at any moment leaves the previous version whole, run
+directories that are never reused, and directory locks.
+
+Every file is written atomically: a temporary file in the same directory, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputError
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write ``path`` through ``write(f)`` into a temporary file, fsync, then rename over it."""
+    path = Path(path)
+    try:
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    except ValueError:
+        raise OutputError(f"{path}: not written (not a file name)") from None
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, ValueError) as e:  # a full disk, no permission, a NUL byte in the name, ...
+        _remove(tmp)
+        reason = getattr(e, "strerror", None) or str(e)
+        raise OutputError(
+            f"{path}: not written ({reason}); the earlier version, if any, is untouched"
+        ) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _remove(tmp: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def json_default(o):
+    """NumPy scalars and arrays as their Python values, for json.dumps."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def json_safe(obj):
+    """NaN and Inf become None, in nested dicts and lists, so the JSON is valid everywhere (jq included)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def new_run_dir(base: str | Path) -> Path:
+    """Create and return a fresh run directory: ``base`` if it is new or empty, else base-2, base-3, ..."""
+    base = Path(base)
+    try:
+        if not base.name:  # ".", "..": number the directory by its real name
+            base = base.resolve()
+        if base.exists() and not base.is_dir():
+            raise OutputError(
+                f"{base}: is a file, not a run directory; choose another output.dir or --out"
+            )
+        for i in range(1, 10_000):
+            cand = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                cand.mkdir(parents=True, exist_ok=False)
+                return cand
+            except FileExistsError:
+                if cand.is_dir() and not any(cand.iterdir()):
+                    return cand
+    except OutputError:
+        raise
+    except (OSError, ValueError) as e:  # a file in the way, no permission, a NUL byte, ...
+        reason = getattr(e, "strerror", None) or str(e)
+        raise OutputError(f"{base}: cannot create the run directory ({reason})") from None
+    raise OutputError(f"{base}: too many runs with this name; choose another output.dir or --out")
+
+
+class DirLock:
+    """One user at a time of a directory: an exclusive ``flock`` on DIR/NAME, held until exit and
+    released by the system if the process dies (where fcntl exists). ``busy`` is the message
+    when another process holds it."""
+
+    def __init__(self, directory: Path, name: str, busy: str):
+        self.path = Path(directory) / name
+        self.busy = busy
+        self.fd: int | None = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return self
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(
+                f"{self.path}: cannot create the lock file ({e.strerror or e})"
+            ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise OutputError(f"{self.path.parent}: {self.busy}") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+        return False
