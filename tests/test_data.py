@@ -603,3 +603,13 @@ def test_feature_named_twice_is_reported_as_such(tmp_path, target, features):
     msg = _data_error(p, target=target, features=features)
     assert "not numeric" not in msg, msg
     assert ("is the target" in msg) if target == "b" else ("twice" in msg), msg
+
+
+def test_every_dataset_name_the_config_accepts_is_a_builtin():
+    """The config owns the names (it validates data.dataset); data owns the loaders: they agree."""
+    from backprop_cli.config import BUILTIN_DATASETS
+    from backprop_cli.data import describe_builtins
+
+    assert [d["name"] for d in describe_builtins()] == list(BUILTIN_DATASETS)
+    with pytest.raises(DataError, match="unknown dataset 'mnist'"):
+        load_builtin("mnist", 0)

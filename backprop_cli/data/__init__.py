@@ -1,0 +1,26 @@
+"""Data: the built-in datasets (``builtin``), data files (``files``), targets as the losses take
+them (``targets``), and the splits and standardization of a run (``prepare``)."""
+
+from .builtin import describe_builtins, load_builtin
+from .dataset import Dataset, streams
+from .files import file_digest, load_file
+from .prepare import Prepared, apply_preprocessing, load_dataset, prepare, split_indices
+from .targets import class_labels, encode_classes, encode_targets, regression_targets
+
+__all__ = [
+    "Dataset",
+    "Prepared",
+    "apply_preprocessing",
+    "class_labels",
+    "describe_builtins",
+    "encode_classes",
+    "encode_targets",
+    "file_digest",
+    "load_builtin",
+    "load_dataset",
+    "load_file",
+    "prepare",
+    "regression_targets",
+    "split_indices",
+    "streams",
+]

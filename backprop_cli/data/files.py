@@ -1,0 +1,199 @@
+"""Data files: CSV/TSV and Parquet tables (a target column, optional feature columns) and
+NPZ archives holding X and y, checked column by column; nothing is unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..store.npz import NpzReader, npz_errors
+from .dataset import Dataset, name_list
+
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_frame(path: Path):
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            try:
+                return pd.read_parquet(path)
+            except ImportError:
+                raise DataError(
+                    f"{path}: reading Parquet needs pyarrow: pip install 'backprop-cli[parquet]'"
+                ) from None
+        sep = "\t" if suffix == ".tsv" else ","
+        return pd.read_csv(path, sep=sep)
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot parse the file: {first}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e})") from None
+
+
+def _check_path(path: Path) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except (OSError, ValueError) as e:  # no permission on a directory, a name too long, ...
+        reason = getattr(e, "strerror", None) or str(e)
+        raise DataError(f"{path}: cannot open the data file ({reason})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{path}: is a directory, expected a data file")
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected .csv, .tsv, .parquet or .npz"
+        )
+
+
+def load_table(
+    path: Path,
+    target: str | list[str] | None,
+    features: list[str] | None,
+    dropna: bool = False,
+    need_target: bool = True,
+) -> Dataset:
+    """Features and target columns of a CSV/TSV/Parquet file, checked column by column."""
+    _check_path(path)
+    frame = _read_frame(path)
+    if frame.shape[0] == 0:
+        raise DataError(
+            f"{path}: no data rows (only a header with columns {', '.join(map(str, frame.columns))})"
+        )
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    targets = [target] if isinstance(target, str) else list(target or [])
+    if need_target:
+        if not targets:
+            raise DataError(
+                f"{path}: data.target is required for a table: name the target column (columns: {name_list(columns)})"
+            )
+        missing = [t for t in targets if t not in columns]
+        if missing:
+            raise DataError(
+                f"{path}: no target column {missing[0]!r}; the columns are {name_list(columns)}"
+            )
+    feats = list(features) if features else [c for c in columns if c not in targets]
+    for f in feats:
+        if f in targets:
+            raise DataError(
+                f"{path}: column {f!r} is the target; it cannot be a feature too (data.features)"
+            )
+        if feats.count(f) > 1:
+            raise DataError(f"{path}: data.features lists column {f!r} twice")
+    missing = [f for f in feats if f not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: no feature column {missing[0]!r}; the columns are {name_list(columns)}"
+        )
+    if not feats:
+        raise DataError(f"{path}: no feature columns besides the target")
+    present_targets = [t for t in targets if t in columns]
+    frame = frame[feats + present_targets]
+    if dropna:
+        frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
+        if frame.shape[0] == 0:
+            raise DataError(f"{path}: no rows left after data.dropna removed rows with empty cells")
+    non_numeric = [c for c in feats if not _is_numeric(frame[c])]
+    if non_numeric:
+        raise DataError(
+            f"{path}: feature column(s) {name_list(non_numeric)} are not numeric; "
+            "encode them as numbers or leave them out with data.features"
+        )
+    X = frame[feats].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        col = int(np.argmax(bad.any(axis=0)))
+        raise DataError(
+            f"{path}: column {feats[col]!r} has {int(bad[:, col].sum())} empty, NaN or Inf cell(s) "
+            f"({int(bad.any(axis=1).sum())} row(s) in all); fix them or set data.dropna: true"
+        )
+    if present_targets:
+        t = frame[present_targets]
+        if t.isna().to_numpy().any():
+            col = present_targets[int(np.argmax(t.isna().to_numpy().any(axis=0)))]
+            raise DataError(
+                f"{path}: target column {col!r} has {int(t[col].isna().sum())} empty cell(s); "
+                "fix them or set data.dropna: true"
+            )
+        targets_arr = t.to_numpy() if len(present_targets) > 1 else t.iloc[:, 0].to_numpy()
+    else:
+        targets_arr = np.empty((len(X), 0))
+    return Dataset(X, targets_arr, feats, present_targets, {})
+
+
+def _is_numeric(col) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def load_npz(path: Path) -> Dataset:
+    """Arrays X (n, n_features) and y (n,) or (n, k) from an .npz file; nothing is unpickled."""
+    _check_path(path)
+    what = ".npz data file"
+    with npz_errors(path, what, DataError), NpzReader(path, what, DataError) as z:
+        if "X" not in z.headers or "y" not in z.headers:
+            raise DataError(
+                f"{path}: an .npz data file needs arrays 'X' and 'y' (found {', '.join(z.headers) or 'none'})"
+            )
+        for name, kinds, expected in (
+            ("X", "iuf", "numbers"),
+            ("y", "biufU", "numbers or strings"),
+        ):
+            dt = z.dtype(name)
+            if dt.kind not in kinds:
+                extra = "; object arrays are refused (never unpickled)" if dt.hasobject else ""
+                raise DataError(f"{path}: {name} has dtype {dt}, expected {expected}{extra}")
+        X, y = z.read("X"), z.read("y")
+    if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
+        raise DataError(
+            f"{path}: X must be a 2-D numeric array (got shape {X.shape}, dtype {X.dtype})"
+        )
+    if y.ndim not in (1, 2) or len(y) != len(X):
+        raise DataError(f"{path}: y must have one row per row of X ({len(X)}), got shape {y.shape}")
+    if not np.isfinite(X).all():
+        raise DataError(
+            f"{path}: X has {int((~np.isfinite(X)).any(axis=1).sum())} row(s) with NaN or Inf"
+        )
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return Dataset(X.astype(np.float64), y, names, ["y"], {})
+
+
+def load_file(
+    path: str | Path, target=None, features=None, dropna: bool = False, need_target: bool = True
+) -> Dataset:
+    """A data file by its extension; its source records the absolute path and its sha256."""
+    p = Path(path).expanduser()
+    ds = (
+        load_npz(p)
+        if p.suffix.lower() == ".npz"
+        else load_table(p, target, features, dropna, need_target)
+    )
+    ds.source = {
+        "path": str(p.resolve()),
+        "sha256": file_digest(p),
+        "target": target,
+        "features": ds.feature_names,
+    }
+    return ds
