@@ -70,16 +70,16 @@ def check_config(
 ) -> list[dict]:
     """The config's model and loss, in float64, on ``rows`` training rows of its data."""
     from .config import load_config
-    from .train import Run
+    from .training import setup
 
     cfg = load_config(path, [*overrides, "model.dtype=float64"])
-    run = Run(cfg, str(path))
-    X, y = run.prep.X["train"][:rows], run.prep.y["train"][:rows]
+    s = setup(cfg, str(path))
+    X, y = s.prep.X["train"][:rows], s.prep.y["train"][:rows]
     checks = gradcheck(
-        run.net,
+        s.net,
         X,
         y,
-        run.loss,
+        s.loss,
         eps=eps,
         max_per_tensor=max_entries,
         rng=np.random.default_rng(cfg.seed),

@@ -7,7 +7,6 @@ Heavy modules (numpy, pandas, pydantic) are imported inside the commands so that
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -82,27 +81,17 @@ def train(
     """Train a network; stream each epoch; write the run directory."""
     from . import console
     from .config import load_config
-    from .errors import ConfigError, Interrupted
-    from .train import Run
+    from .errors import ConfigError
+    from .training import Run
 
     cfg = load_config(config, set_)
-    if resume and init_from:
-        raise ConfigError("--resume and --init-from: give one or the other")
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
-    if resume and not out:
-        out = cfg.output.dir or f"runs/{cfg.name}"  # the configured directory itself, never DIR-2
     run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
     mode = console.choose_mode(json_out, quiet)
-    if resume and run.trainer.done:
-        tr = run.trainer
-        why = (
-            f"it stopped early at epoch {tr.epoch} (training.early_stopping)"
-            if tr.stopped_early
-            else f"it has trained {tr.epoch} of {cfg.training.epochs} epoch(s); raise training.epochs "
-            "(--set training.epochs=N) to train longer"
-        )
-        console.note(f"{out}: nothing to resume: {why}", mode)
+    nothing = run.nothing_to_resume()
+    if nothing:
+        console.note(nothing, mode)
         return
     _interrupt_on_signals()
     run.start()
@@ -115,18 +104,7 @@ def train(
             pass
     except KeyboardInterrupt:
         run.interrupted()
-        done = len(run.rows)
-        kept = (
-            f"epochs 1-{done} are saved in {run.dir}"
-            if done
-            else f"no epoch had completed in {run.dir}"
-        )
-        again = f"backprop train {config} --out {run.dir} --resume" + "".join(
-            f" --set {shlex.quote(s)}" for s in set_ or []
-        )
-        raise Interrupted(
-            f"interrupted during epoch {done + 1}; {kept}; resume with: {again}"
-        ) from None
+        raise run.interruption(config, set_ or []) from None
     finally:
         if getattr(run, "summary_data", None) is not None:
             console.training_summary(run.summary_data, mode)
@@ -318,10 +296,10 @@ def validate(
 
     from . import console
     from .config import load_config
-    from .train import Run
+    from .training import setup
 
     cfg = load_config(config, set_)
-    run = Run(cfg, str(config))
+    run = setup(cfg, str(config))
     net = run.net
     layers = [
         {
@@ -402,7 +380,7 @@ def _interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM stop training the same way, even where a shell started us with SIGINT ignored."""
     import signal
 
-    from .train import STOP
+    from .training import STOP
 
     def stop(signum, frame):
         if STOP.active and not STOP.requested:

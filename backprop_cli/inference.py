@@ -21,8 +21,8 @@ from .data import (
     prepare,
 )
 from .errors import DataError
-from .metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.losses import get_loss
+from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.network import Network
 from .store.weights import WeightsSpec, load_weights, network_from_weights
 

@@ -477,13 +477,13 @@ class _DataChecker:
         self.cache: dict[str, Any] = {}
 
     def check(self, cfg, where: str) -> None:
-        from .train import check_against_data, load_prepared
+        from .training.build import check_against_data, load_prepared
 
         data = cfg.data.model_dump()
         key = json.dumps([data, cfg.loss, cfg.seed, cfg.model.dtype], sort_keys=True, default=str)
         prep = self.cache.get(key)
         if prep is None:
-            prep = load_prepared(data, cfg.loss, cfg.seed, cfg.model.dtype, where)
+            prep = load_prepared(cfg, where)
             if len(self.cache) >= 4:
                 self.cache.pop(next(iter(self.cache)))
             self.cache[key] = prep
@@ -591,7 +591,7 @@ def run_trial(task: dict) -> dict:
     with _StopWatch(task["stop_file"]) as watch:
         try:
             from .config import validate_config
-            from .train import Run
+            from .training import Run
 
             config = copy.deepcopy(task["config"])
             config["output"]["dir"] = task["dir"]
@@ -1127,7 +1127,7 @@ class SweepRunner:
     # -- running
 
     def run(self, watch: bool = False) -> Iterator[dict]:
-        from .train import STOP
+        from .training import STOP
 
         self._remove_stop_file()
         queue = deque(ts for ts in self.states if not ts.skipped)

@@ -174,15 +174,15 @@ def trace_config(
     match the config's); otherwise they are the config's initial weights (its seed).
     """
     from .config import load_config
-    from .train import Run, build_optimizer, build_schedule
+    from .training import build_optimizer, build_schedule, setup
 
     if rows < 1:
         raise ConfigError(f"--rows: must be >= 1 (got {rows})")
     if sample < 0:
         raise ConfigError(f"--sample: must be >= 0 (got {sample})")
     cfg = load_config(config, overrides)
-    run = Run(cfg, str(config))
-    net, prep = run.net, run.prep
+    s = setup(cfg, str(config))
+    net, prep = s.net, s.prep
     n_train = len(prep.X["train"])
     if sample + rows > n_train:
         raise ConfigError(
@@ -193,7 +193,7 @@ def trace_config(
         _load_parameters(net, weights)
     X = prep.X["train"][sample : sample + rows]
     y = prep.y["train"][sample : sample + rows]
-    result = trace_pass(net, run.loss, X, y)
+    result = trace_pass(net, s.loss, X, y)
     t = cfg.training
     result["optimizer"] = trace_update(
         net,

@@ -58,7 +58,7 @@ def run_backprop(case, epochs):
     from backprop_cli.config import optimizer_defaults
     from backprop_cli.data import streams
     from backprop_cli.nn import Network, get_loss, make_optimizer
-    from backprop_cli.train import Trainer
+    from backprop_cli.training import Trainer
 
     rows, features, hidden, classes, bs, opt_name = case
     X, y = data(rows, features, classes)

@@ -10,7 +10,7 @@ import pytest
 from backprop_cli.cli import main
 from backprop_cli.config import load_config
 from backprop_cli.nn import Network, get_loss, gradcheck
-from backprop_cli.train import Run
+from backprop_cli.training import Run
 
 from .conftest import CONFIGS
 

@@ -7,7 +7,7 @@ import pytest
 
 from backprop_cli.cli import main
 from backprop_cli.config import load_config
-from backprop_cli.train import Run
+from backprop_cli.training import Run
 
 from .conftest import CONFIGS
 

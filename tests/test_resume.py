@@ -193,7 +193,7 @@ def test_resume_refuses_a_metrics_file_that_lost_epochs(capsys, tmp_path):
 
 def test_should_stop_stops_one_run_and_keeps_its_epochs(tmp_path):
     from backprop_cli.config import load_config
-    from backprop_cli.train import STOP, Run
+    from backprop_cli.training import STOP, Run
 
     run = Run(load_config(CONFIGS / "iris.yaml", ["training.epochs=10"]), "iris.yaml", out="r")
     run.start()

@@ -19,7 +19,7 @@ import pytest
 
 from backprop_cli.config import validate_config
 from backprop_cli.errors import ConfigError
-from backprop_cli.train import build_schedule
+from backprop_cli.training import build_schedule
 
 from .conftest import Schedule
 

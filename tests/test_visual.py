@@ -17,7 +17,7 @@ from backprop_cli import console
 from backprop_cli.cli import main
 from backprop_cli.config import load_config
 from backprop_cli.trace import trace_config
-from backprop_cli.train import Run
+from backprop_cli.training import Run
 
 from .conftest import CONFIGS, ROOT, assert_one_line_error, run_cli
 
@@ -143,7 +143,7 @@ def test_trace_update_adam_first_step_and_clipping(write_config):
 
 def test_trace_update_leaves_the_network_as_it_was():
     from backprop_cli.trace import trace_pass, trace_update
-    from backprop_cli.train import build_optimizer
+    from backprop_cli.training import build_optimizer
 
     run = Run(load_config(CONFIGS / "digits.yaml"), "digits.yaml")
     params, grads = run.net.params.copy(), run.net.grads.copy()

@@ -1,0 +1,145 @@
+"""From a config to the things that train: the prepared data, the network, the loss, the
+optimizer and the schedule, with the checks that need the data made before anything runs.
+
+``setup`` is what ``validate``, ``trace`` and ``gradcheck`` need (data, network, loss);
+``training.run.Run`` adds the optimizer, the trainer and the run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config, architecture_problem, task_of
+from ..data import Prepared, load_dataset, prepare, streams
+from ..errors import ConfigError
+from ..nn.losses import Loss, get_loss
+from ..nn.network import Network
+from ..nn.optimizers import Optimizer, make_optimizer
+from ..nn.schedules import Schedule
+
+
+def build_network(cfg: Config, n_inputs: int, rng: np.random.Generator) -> Network:
+    """The config's network for ``n_inputs`` features, initialized from ``rng``."""
+    layers = cfg.model.layers
+    sizes = [n_inputs] + [layer.units for layer in layers]
+    net = Network(
+        sizes,
+        [layer.activation for layer in layers],
+        dtype=cfg.model.dtype,
+        dropout=[layer.dropout for layer in layers],
+        residual=[layer.residual for layer in layers],
+    )
+    net.init(cfg.model.init, rng, cfg.model.init_scale, per_layer=[layer.init for layer in layers])
+    return net
+
+
+def build_optimizer(cfg: Config, net: Network) -> Optimizer:
+    hyper = cfg.optimizer.model_dump()
+    name = hyper.pop("name")
+    return make_optimizer(name, net.params, net.grads, **hyper)
+
+
+def build_schedule(cfg: Config) -> Schedule:
+    t = cfg.training
+    params = t.lr_schedule.model_dump() if t.lr_schedule else {"name": "constant"}
+    name = params.pop("name")
+    params.pop("monitor", None)
+    warm = t.warmup
+    return Schedule(
+        cfg.optimizer.lr,
+        name,
+        warmup_iters=warm.total_iters if warm else 0,
+        warmup_start_factor=warm.start_factor if warm else 1.0,
+        **params,
+    )
+
+
+def metric_columns(cfg: Config, n_layers: int) -> list[str]:
+    """The metrics.csv columns a run of this config writes (after epoch, before time_s)."""
+    m = "accuracy" if cfg.task == "classification" else "r2"
+    cols = ["train_loss", f"train_{m}", "val_loss", f"val_{m}", "lr"]
+    return cols + [
+        f"{k}_{l}" for k in ("grad_norm", "weight_norm", "update_ratio") for l in range(n_layers)
+    ]
+
+
+def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
+    """Checks that need the data: output units, residual widths, monitored columns."""
+    layers = cfg.model.layers
+    units = layers[-1].units
+    where = f"{source}: model.layers[{len(layers) - 1}].units"
+    # (binary_cross_entropy's one sigmoid unit for two classes is the config's own rule)
+    if units != prep.n_outputs and (cfg.loss == "cross_entropy" or cfg.task == "regression"):
+        what = "classes" if cfg.task == "classification" else "target column(s)"
+        raise ConfigError(
+            f"{where}: the output layer has {units} unit(s) but the data has "
+            f"{prep.n_outputs} {what}; set units: {prep.n_outputs}"
+        )
+    problem = architecture_problem(
+        [prep.n_features, *(layer.units for layer in layers)],
+        [layer.dropout for layer in layers],
+        [layer.residual for layer in layers],
+    )
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    columns = metric_columns(cfg, len(layers))
+    t = cfg.training
+    watched = []
+    if t.early_stopping:
+        watched.append(("training.early_stopping.monitor", t.early_stopping.monitor))
+    if t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau":
+        watched.append(("training.lr_schedule.monitor", t.lr_schedule.monitor))
+    for key, col in watched:
+        if col not in columns:
+            raise ConfigError(
+                f"{source}: {key}: {col!r} is not a metrics.csv column; expected one of "
+                f"{', '.join(columns[:5])}, grad_norm_0, ..."
+            )
+        if col.startswith("val_") and len(prep.X["val"]) == 0:
+            raise ConfigError(
+                f"{source}: {key}: {col} needs a validation split; set data.validation > 0 "
+                "or monitor a train_ column"
+            )
+
+
+def load_prepared(cfg: Config, where: str) -> Prepared:
+    """The config's data, split, standardized and encoded for its loss and dtype."""
+    d = cfg.data
+    ds = load_dataset(d.model_dump(), cfg.seed)
+    return prepare(
+        ds,
+        cfg.loss,
+        cfg.seed,
+        d.validation,
+        d.test,
+        d.standardize,
+        dtype=cfg.model.dtype,
+        where=where,
+    )
+
+
+@dataclass
+class Setup:
+    """A config made concrete: its data, its initialized network, its loss, its generators."""
+
+    cfg: Config
+    prep: Prepared
+    net: Network
+    loss: Loss
+    rngs: dict[str, np.random.Generator]
+
+    @property
+    def task(self) -> str:
+        return task_of(self.cfg.loss)
+
+
+def setup(cfg: Config, source: str, prep: Prepared | None = None) -> Setup:
+    """Load and check the config's data (or use ``prep``), then build its network and loss."""
+    rngs = streams(cfg.seed)
+    if prep is None:
+        prep = load_prepared(cfg, source)
+    check_against_data(cfg, prep, source)
+    net = build_network(cfg, prep.n_features, rngs["init"])
+    return Setup(cfg, prep, net, get_loss(cfg.loss), rngs)

@@ -1,0 +1,306 @@
+"""A training run that keeps its files: everything checked before the first file is written,
+then metrics.csv, weights.npz and checkpoint.npz rewritten (atomically) as epochs complete,
+and summary.json at the end or on any stop."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .. import __version__
+from ..config import Config
+from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
+from ..store import checkpoint, weights
+from ..store.files import json_safe, new_run_dir, write_text
+from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, write_summary
+from . import resume as resuming
+from .build import Setup, build_optimizer, build_schedule, setup
+from .stop import STOP
+from .trainer import EarlyStopping, Progress, Trainer, evaluate
+
+SUMMARY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "time_s")
+
+
+def weights_spec(s: Setup, net, epoch: int) -> weights.WeightsSpec:
+    """The spec stored beside the parameters: architecture, loss, data, classes, seed."""
+    cfg, prep = s.cfg, s.prep
+    return weights.WeightsSpec(
+        name=cfg.name,
+        sizes=net.sizes,
+        activations=net.activation_names,
+        residual=net.residual,
+        loss=cfg.loss,
+        dtype=cfg.model.dtype,
+        task=prep.task,
+        classes=prep.classes,
+        feature_names=prep.dataset.feature_names,
+        target_names=prep.dataset.target_names,
+        data=weights.SpecData(**cfg.data.model_dump(), source=prep.dataset.source),
+        seed=cfg.seed,
+        epoch=epoch,
+        backprop_version=__version__,
+    )
+
+
+def make_trainer(s: Setup, opt) -> Trainer:
+    cfg, prep = s.cfg, s.prep
+    t = cfg.training
+    es = t.early_stopping
+    plateau = t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau"
+    return Trainer(
+        s.net,
+        opt,
+        s.loss,
+        prep.X["train"],
+        prep.y["train"],
+        task=prep.task,
+        epochs=t.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=t.shuffle,
+        rngs=s.rngs,
+        val=(prep.X["val"], prep.y["val"]),
+        schedule=build_schedule(cfg),
+        schedule_monitor=t.lr_schedule.monitor if plateau else "val_loss",
+        early=EarlyStopping(es.monitor, es.resolved_mode, es.patience, es.min_delta)
+        if es
+        else None,
+        restore_best=es.restore_best if es else False,
+        clip_grad_norm=t.clip_grad_norm,
+        clip_grad_value=t.clip_grad_value,
+        on_divergence=t.on_divergence,
+        max_rollbacks=t.max_rollbacks,
+    )
+
+
+class Run:
+    """One training run: everything checked before the first file, then files every epoch.
+
+    ``out`` is the run directory (default: output.dir, else runs/NAME; a new run numbers it
+    DIR-2, DIR-3, ... when it holds files); ``resume`` continues the run in it from its
+    checkpoint; ``init_from`` starts from a weights file's parameters.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        source: str,
+        out: str | None = None,
+        init_from: str | None = None,
+        resume: bool = False,
+    ):
+        if resume and init_from:
+            raise ConfigError("--resume and --init-from: give one or the other")
+        self.cfg, self.source, self.init_from = cfg, source, init_from
+        # A resumed run continues in the configured directory itself, never DIR-2.
+        self.out = out or (cfg.output.dir or f"runs/{cfg.name}" if resume else None)
+        self.dir: Path | None = None
+        self.rows: list[dict] = []
+        self.stop_reason = ""
+        self.summary_data: dict | None = None
+        self.resumed_from: int | None = None  # the checkpoint's epoch, when resumed
+        self._saved_at, self._saved_epoch = -math.inf, 0
+        self._metrics = MetricsLog()
+        self.t0 = time.perf_counter()
+        self.setup = setup(cfg, source)
+        self.prep, self.net, self.loss, self.rngs = (
+            self.setup.prep,
+            self.setup.net,
+            self.setup.loss,
+            self.setup.rngs,
+        )
+        if init_from:
+            self._load_init(init_from)
+        self.opt = build_optimizer(cfg, self.net)
+        self.trainer = make_trainer(self.setup, self.opt)
+        if resume:
+            resuming.resume(self, self.out)
+
+    def _load_init(self, path: str) -> None:
+        spec, arrays = weights.load_weights(path)
+        net = self.net
+        if not weights.same_architecture(spec, net):
+            file_arch = weights.describe_architecture(spec.sizes, spec.activations, spec.residual)
+            own = weights.describe_architecture(net.sizes, net.activation_names, net.residual)
+            raise WeightsError(
+                f"{path}: --init-from needs the same architecture: the file has {file_arch}, "
+                f"the config {own}"
+            )
+        weights.load_parameters(net, arrays)
+
+    def nothing_to_resume(self) -> str | None:
+        """Why a resumed run has nothing left to train, or None."""
+        tr = self.trainer
+        if self.resumed_from is None or not tr.done:
+            return None
+        if tr.stopped_early:
+            why = f"it stopped early at epoch {tr.epoch} (training.early_stopping)"
+        else:
+            why = (
+                f"it has trained {tr.epoch} of {self.cfg.training.epochs} epoch(s); raise "
+                "training.epochs (--set training.epochs=N) to train longer"
+            )
+        return f"{self.out}: nothing to resume: {why}"
+
+    # ------------------------------------------------------------------ files
+
+    def start(self) -> Path:
+        """Create the run directory and write the resolved config (a resumed run keeps its own)."""
+        if self.dir is not None:
+            return self.dir
+        self.dir = new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
+        try:
+            write_text(self.dir / CONFIG, yaml.safe_dump(self.cfg.resolved(), sort_keys=False))
+        except OutputError:
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()  # still empty: leave no trace of a run that never started
+            raise
+        return self.dir
+
+    def spec(self, epoch: int) -> weights.WeightsSpec:
+        return weights_spec(self.setup, self.net, epoch)
+
+    def save(self) -> None:
+        """metrics.csv, weights.npz, then checkpoint.npz, each atomic.
+
+        metrics.csv comes first, so it always has at least the checkpoint's epochs: a resume
+        reads it back up to the checkpoint's epoch, whatever moment a kill came.
+        """
+        assert self.dir is not None
+        tr = self.trainer
+        self._metrics.write(self.dir, self.rows)
+        weights.save_weights(
+            self.dir / WEIGHTS, self.net, self.spec(tr.epoch), self.prep.mean, self.prep.scale
+        )
+        arrays, state = tr.state_dict()
+        state |= {
+            "config_sha256_model": resuming.model_digest(self.cfg),
+            "warnings": {r["epoch"]: r["warnings"] for r in self.rows if r.get("warnings")},
+        }
+        checkpoint.save_checkpoint(self.dir / CHECKPOINT, arrays, state)
+        self._saved_at, self._saved_epoch = time.monotonic(), tr.epoch
+
+    # ------------------------------------------------------------------ training
+
+    def epochs(
+        self, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[dict]:
+        """Train, yielding each epoch's record after its files are written."""
+        self.t0 = time.perf_counter()
+        self.trainer.should_stop = should_stop
+        STOP.active, STOP.requested = True, False
+        try:
+            for record in self.trainer.run(progress):
+                self.rows.append(record)
+                interval = self.cfg.output.save_interval_s
+                if self.trainer.done or time.monotonic() - self._saved_at >= interval:
+                    self.save()
+                STOP.check()
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
+                yield record
+        except DivergenceError:
+            self.stop_reason = "diverged"
+            self.save()
+            self.write_summary()
+            raise
+        except KeyboardInterrupt:
+            if self._saved_epoch < self.trainer.epoch:
+                self.save()
+            self.interrupted()
+            raise
+        finally:
+            STOP.active = False
+        self._finish()
+
+    def _finish(self) -> None:
+        tr = self.trainer
+        self.stop_reason = "early_stopping" if tr.stopped_early else "completed"
+        if tr.restores_best:
+            # weights.npz becomes the best epoch's; the checkpoint keeps the last state to resume from.
+            spec = self.spec(tr.early.best_epoch)
+            spec.restored_best_epoch = tr.early.best_epoch
+            weights.save_weights(
+                self.dir / WEIGHTS, self.net, spec, self.prep.mean, self.prep.scale
+            )
+        self.write_summary()
+
+    def interrupted(self) -> None:
+        """Record an interruption in summary.json (once); the completed epochs' files stay as they are."""
+        if self.stop_reason != "interrupted":
+            self.stop_reason = "interrupted"
+            self.write_summary()
+
+    def interruption(self, config: str | Path, overrides: list[str]) -> Interrupted:
+        """The error a stopped run ends with: what is kept, and the command that resumes it."""
+        done = len(self.rows)
+        kept = (
+            f"epochs 1-{done} are saved in {self.dir}"
+            if done
+            else f"no epoch had completed in {self.dir}"
+        )
+        again = f"backprop train {config} --out {self.dir} --resume" + "".join(
+            f" --set {shlex.quote(s)}" for s in overrides
+        )
+        return Interrupted(f"interrupted during epoch {done + 1}; {kept}; resume with: {again}")
+
+    # ------------------------------------------------------------------ summary
+
+    def summary(self) -> dict:
+        """summary.json's content: how it stopped, the last and best epochs, the test split."""
+        task = self.prep.task
+        metric = "accuracy" if task == "classification" else "r2"
+        keep = (*SUMMARY_COLUMNS, f"train_{metric}", f"val_{metric}")
+        rows = [{k: v for k, v in r.items() if k in keep} for r in self.rows]
+        best_by, best = self._best(rows)
+        test_loss, test_metric = evaluate(
+            self.net, self.loss, self.prep.X["test"], self.prep.y["test"], task
+        )
+        tr = self.trainer
+        return {
+            "name": self.cfg.name,
+            "run_dir": str(self.dir),
+            "task": task,
+            "stop_reason": self.stop_reason,
+            "epochs": len(rows),
+            "time_s": time.perf_counter() - self.t0,
+            "final": rows[-1] if rows else {},
+            "best": best,
+            "best_by": best_by,
+            "restored_best": tr.restores_best
+            and self.stop_reason in ("completed", "early_stopping"),
+            "test": {"loss": test_loss, metric: test_metric, "rows": len(self.prep.X["test"])},
+            "warnings": [w for r in self.rows for w in r.get("warnings", [])] + tr.pending_warnings,
+            "rollbacks": tr.rollbacks,
+            "seed": self.cfg.seed,
+            "config_sha256": self.cfg.digest(),
+            "parameters": int(self.net.params.size),
+            "versions": {
+                "backprop": __version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+            # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
+            "optimizer_update": "numpy" if self.opt._kernel is None else "compiled",
+        }
+
+    def _best(self, rows: list[dict]) -> tuple[str, dict]:
+        """(the column the best epoch is chosen by, its row)."""
+        early = self.trainer.early
+        if early is not None and early.best_epoch:
+            return early.monitor, rows[early.best_epoch - 1]
+        have_val = bool(rows) and not math.isnan(rows[-1].get("val_loss", float("nan")))
+        best_by = "val_loss" if have_val else "train_loss"
+        return best_by, (min(rows, key=lambda r: r[best_by]) if rows else {})
+
+    def write_summary(self) -> dict:
+        s = self.summary()
+        self.summary_data = write_summary(self.dir, s) if self.dir is not None else json_safe(s)
+        return self.summary_data
