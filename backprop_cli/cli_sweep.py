@@ -77,11 +77,11 @@ def sweep(
     ] = False,
 ) -> None:
     """Train many configs: a base config with a grid and/or random draws of keys; one run per trial."""
-    from . import console
     from . import sweep as sw
-    from .cli import _interrupt_on_signals
+    from .cli import console
     from .errors import ConfigError
     from .store.files import new_run_dir
+    from .training import interrupt_on_signals as _interrupt_on_signals
 
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
@@ -218,7 +218,7 @@ def _values(values: dict) -> str:
 
 
 def _trial_line(row: dict, keys: list[str], metric: str) -> str:
-    from .console import fmt
+    from .cli.console import fmt
 
     parts = [row["trial"]]
     if keys:
@@ -247,7 +247,7 @@ def _trial_line(row: dict, keys: list[str], metric: str) -> str:
 
 def _render_end(summary: dict, mode: str, definition) -> None:
     """The end of a sweep: counts, the best trial, the failures, where the CSV is."""
-    from . import console
+    from .cli import console
 
     if mode == "json":
         console.json_line(summary)
@@ -259,7 +259,7 @@ def _render_end(summary: dict, mode: str, definition) -> None:
 
 
 def _end_lines(summary: dict, definition) -> list[str]:
-    from .console import fmt
+    from .cli.console import fmt
 
     counts = [f"{summary['succeeded']} succeeded", f"{summary['failed']} failed"]
     for key, label in (
@@ -313,7 +313,7 @@ class _Renderer:
         return False
 
     def __call__(self, event: dict) -> None:
-        from . import console
+        from .cli import console
 
         kind = event["event"]
         keys, metric = self.definition.keys, self.definition.metric
@@ -359,7 +359,7 @@ class _Renderer:
     def _table(self):
         from rich.table import Table
 
-        from .console import fmt
+        from .cli.console import fmt
 
         states = self.runner.progress()
         keys, metric = self.definition.keys, self.definition.metric

@@ -14,13 +14,14 @@ import numpy as np
 from .data import (
     Dataset,
     apply_preprocessing,
+    encode_classes,
     encode_targets,
     file_digest,
     load_builtin,
     load_file,
     prepare,
 )
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .nn.losses import get_loss
 from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.network import Network
@@ -162,11 +163,7 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
         names = spec.feature_names or []
         ds = load_file(p, None, _present_features(p, names), need_target=False)
     _check_features(model, ds.X, str(input_path))
-    out = model.net.predict(
-        apply_preprocessing(
-            ds.X, model.mean, model.scale, model.net.dtype, str(input_path), ds.feature_names
-        )
-    ).astype(np.float64)
+    out = predict_outputs(model, ds.X, str(input_path), ds.feature_names)
     if model.task == "classification":
         classes = spec.classes
         frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
@@ -198,3 +195,60 @@ def _present_features(path: Path, names: list[str]) -> list[str] | None:
         return None  # load_file reports the real problem
     cols = [str(c) for c in header]
     return names if names and all(n in cols for n in names) else None
+
+
+def gate_failures(
+    result: dict,
+    min_accuracy: float | None = None,
+    min_r2: float | None = None,
+    max_loss: float | None = None,
+) -> list[str]:
+    """What an evaluation fails of the thresholds given (``eval --min-accuracy`` ...), one
+    phrase each; a threshold of the other task is a ConfigError."""
+    failures = []
+    if min_accuracy is not None:
+        if "accuracy" not in result:
+            raise ConfigError("--min-accuracy: this is a regression model; use --min-r2")
+        if result["accuracy"] < min_accuracy:
+            failures.append(f"accuracy {result['accuracy']:.4f} < --min-accuracy {min_accuracy}")
+    if min_r2 is not None:
+        if "r2" not in result:
+            raise ConfigError("--min-r2: this is a classification model; use --min-accuracy")
+        if result["r2"] < min_r2:
+            failures.append(f"r2 {result['r2']:.4f} < --min-r2 {min_r2}")
+    if max_loss is not None and result["loss"] > max_loss:
+        failures.append(f"loss {result['loss']:.4f} > --max-loss {max_loss}")
+    return failures
+
+
+def predict_outputs(
+    model: Model, X: np.ndarray, where: str | None = None, names=None
+) -> np.ndarray:
+    """a^L (float64) for raw feature rows X, preprocessed as in training; with ``where``, a
+    value beyond the network's dtype is a DataError naming its column."""
+    Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype, where, names)
+    return model.net.predict(Xp).astype(np.float64)
+
+
+def boundary_data(run_dir: str | Path):
+    """(model, X, labels) of a run with two input features: the model from weights.npz and
+    every row of its data in the original feature space, labels as class indices (or
+    target values for regression)."""
+    weights = Path(run_dir) / "weights.npz"
+    if not Path(run_dir).is_dir():
+        raise DataError(f"{run_dir}: not a directory; expected a run directory")
+    if not weights.is_file():
+        raise DataError(f"{run_dir}: no weights.npz; not a trained run directory")
+    model = load_model(weights)
+    spec = model.spec
+    if spec.sizes[0] != 2:
+        raise DataError(
+            f"{run_dir}: --boundary needs a model of 2 input features (xor, moons, circles, "
+            f"spirals, or a 2-column file); this one has {spec.sizes[0]}"
+        )
+    ds, _ = training_data(model)
+    if model.task == "classification":
+        labels = encode_classes(ds.targets, spec.classes, str(run_dir))
+    else:
+        labels = np.asarray(ds.targets, dtype=np.float64).reshape(len(ds.X), -1)[:, 0]
+    return model, ds.X, labels

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backprop_cli import console
-from backprop_cli.cli import main
+from backprop_cli.cli import console, main, training_view
 from backprop_cli.config import load_config
 from backprop_cli.trace import trace_config
 from backprop_cli.training import Run
@@ -264,7 +263,7 @@ def _assert_png(path: Path, min_w: int, min_h: int):
 
 def test_training_figure_has_every_panel(trained):
     pytest.importorskip("matplotlib")
-    from backprop_cli import plots
+    from backprop_cli.cli import plots
 
     fig = plots.training_figure([trained["digits"]])
     titles = _titles(fig)
@@ -292,7 +291,7 @@ def test_training_figure_has_every_panel(trained):
 
 def test_training_figure_overlays_runs(trained):
     pytest.importorskip("matplotlib")
-    from backprop_cli import plots
+    from backprop_cli.cli import plots
 
     fig = plots.training_figure([trained["vanishing-sigmoid"], trained["vanishing-fixed"]])
     titles = _titles(fig)
@@ -332,7 +331,7 @@ def test_plot_cli_writes_pngs(capsys, trained, tmp_path):
 
 def test_plot_boundary(capsys, trained, tmp_path):
     pytest.importorskip("matplotlib")
-    from backprop_cli import plots
+    from backprop_cli.cli import plots
 
     out = tmp_path / "b.png"
     code, _, err = run_cli(capsys, "plot", trained["moons-relu"], "--boundary", "--out", out)
@@ -545,13 +544,15 @@ def test_visual_module_imports_nothing_heavy():
 
 
 def test_sparkline_scales_from_lowest_to_highest():
-    assert console.sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
-    assert console.sparkline([5, 5, 5]) == "▁▁▁"
-    assert console.sparkline([1000, 100, 10, 1], log=True) == "█▆▃▁"  # 7 * (2/3, 1/3) = 4.67, 2.33
-    assert console.sparkline([1, 0.5, 0], log=True) == "█▅▁"  # a zero: linear, as it must
-    assert console.sparkline([2.0, float("nan"), 1.0]) == "█▁"
-    assert len(console.sparkline(list(range(1000)))) == console.SPARK_WIDTH
-    assert console.history_lines("no/such/dir") == []
+    sparkline = training_view.sparkline
+    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([5, 5, 5]) == "▁▁▁"
+    assert sparkline([1000, 100, 10, 1], log=True) == "█▆▃▁"  # 7 * (2/3, 1/3) = 4.67, 2.33
+    assert sparkline([1, 0.5, 0], log=True) == "█▅▁"  # a zero: linear, as it must
+    assert sparkline([2.0, float("nan"), 1.0]) == "█▁"
+    assert len(sparkline(list(range(1000)))) == training_view.SPARK_WIDTH
+    assert training_view.history_lines([]) == []
+    assert training_view.history_lines([{"train_loss": 1.0, "val_loss": float("nan")}]) == []
 
 
 def test_training_summary_shows_sparklines(capsys):
@@ -562,12 +563,12 @@ def test_training_summary_shows_sparklines(capsys):
     with open("runs/digits/metrics.csv") as f:
         rows = list(csv.DictReader(f))
     train = [float(r["train_loss"]) for r in rows]
-    assert console.sparkline(train, log=True) in loss
+    assert training_view.sparkline(train, log=True) in loss
     assert f"{console.fmt(train[0])} -> {console.fmt(train[-1])}" in loss
     assert " val " in loss
     grads = next(line for line in lines if line.startswith("grads  "))
     norms = [float(rows[-1]["grad_norm_0"]), float(rows[-1]["grad_norm_1"])]
-    assert console.grad_strip(norms) in grads
+    assert training_view.grad_strip(norms) in grads
     code, out, err = run_cli(
         capsys, "train", CONFIGS / "digits.yaml", "--set", "training.epochs=2", "--json"
     )

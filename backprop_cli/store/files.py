@@ -78,6 +78,26 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def refuse_existing(path: str | Path, overwrite: bool, option: str) -> None:
+    """An output file that exists is replaced only with --overwrite (one line otherwise)."""
+    if os.path.lexists(path) and not overwrite:  # no OSError
+        raise OutputError(f"{path}: already exists; choose another {option} or pass --overwrite")
+
+
+def write_output(path: str | Path, text: str) -> None:
+    """A user's output file: written atomically; through a symlink, the file it points to
+    (not the link); a device or pipe (/dev/stdout, a FIFO) written to, never renamed over."""
+    target = Path(os.path.realpath(path))
+    if os.path.lexists(target) and not os.path.isfile(target):  # neither raises OSError
+        try:
+            with open(target, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise OutputError(f"{path}: not written ({e.strerror or e})") from None
+    else:
+        write_text(target, text)
+
+
 def json_safe(obj):
     """NaN and Inf become None, in nested dicts and lists, so the JSON is valid everywhere (jq included)."""
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -2,7 +2,7 @@
 per-layer diagnostics (``diagnostics``), the run that keeps its files (``run``) and resumes
 (``resume``), and clean stops on Ctrl-C or SIGTERM (``stop``)."""
 
-from .build import Setup, build_network, build_optimizer, build_schedule, setup
+from .build import Setup, build_network, build_optimizer, build_schedule, layer_table, setup
 from .run import Run
 from .stop import STOP, interrupt_on_signals
 from .trainer import EarlyStopping, Trainer, evaluate
@@ -18,5 +18,6 @@ __all__ = [
     "build_schedule",
     "evaluate",
     "interrupt_on_signals",
+    "layer_table",
     "setup",
 ]

@@ -143,3 +143,30 @@ def setup(cfg: Config, source: str, prep: Prepared | None = None) -> Setup:
     check_against_data(cfg, prep, source)
     net = build_network(cfg, prep.n_features, rngs["init"])
     return Setup(cfg, prep, net, get_loss(cfg.loss), rngs)
+
+
+def layer_table(s: Setup) -> list[dict]:
+    """One row per layer: activation, W's shape, parameters, dropout, residual, init."""
+    net, layers = s.net, s.cfg.model.layers
+    return [
+        {
+            "layer": i,
+            "activation": a,
+            "shape": f"{fi}x{fo}",
+            "parameters": fi * fo + fo,
+            "dropout": p,
+            "residual": r,
+            "init": layer.init or s.cfg.model.init,
+        }
+        for i, (fi, fo, a, p, r, layer) in enumerate(
+            zip(
+                net.sizes[:-1],
+                net.sizes[1:],
+                net.activation_names,
+                net.dropout,
+                net.residual,
+                layers,
+                strict=True,
+            )
+        )
+    ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from pathlib import Path
 
 from .errors import ConfigError, DataError
+from .store.rundir import SUMMARY, RunFileError, read_summary
 
 # Every column a row has, in table order; --sort takes any of them.
 COLUMNS = (
@@ -33,10 +33,8 @@ def _number(v) -> float | None:
 
 
 def run_row(summary_path: Path, root: Path) -> dict:
-    """One table row from a run's summary.json; ValueError/OSError when it cannot be read."""
-    data = json.loads(summary_path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
+    """One table row from a run's summary.json; RunFileError when it cannot be read."""
+    data = read_summary(summary_path.parent)
     best = data.get("best") if isinstance(data.get("best"), dict) else {}
     test = data.get("test") if isinstance(data.get("test"), dict) else {}
     run_dir = summary_path.parent
@@ -74,12 +72,11 @@ def collect_runs(root: str | Path) -> tuple[list[dict], list[str]]:
     if not root.is_dir():
         raise DataError(f"{root}: no such directory; expected a directory of runs (default runs/)")
     rows, warnings = [], []
-    for path in sorted(root.rglob("summary.json")):
+    for path in sorted(root.rglob(SUMMARY)):
         try:
             rows.append(run_row(path, root))
-        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
-            reason = getattr(e, "strerror", None) or " ".join(str(e).split())[:120]
-            warnings.append(f"{path}: skipped, unreadable summary.json ({reason})")
+        except (RunFileError, OSError) as e:  # OSError: the file went away before its stat
+            warnings.append(f"{path}: skipped ({e})")
     rows.sort(key=lambda r: r["name"])
     return rows, warnings
 

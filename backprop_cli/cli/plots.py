@@ -8,15 +8,14 @@ Agg canvas: no pyplot, no GUI backend, no global state. The functions return the
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from .errors import BackpropError, DataError
+from ..errors import BackpropError, DataError
+from ..store import rundir
 
 INSTALL_HINT = "plot needs matplotlib: pip install 'backprop-cli[plot]'"
 
@@ -48,34 +47,12 @@ def require_matplotlib():
 
 def read_metrics(run_dir: str | Path) -> dict[str, np.ndarray]:
     """metrics.csv of a run as float columns (an empty cell is NaN), keyed by column name."""
-    path = Path(run_dir) / "metrics.csv"
     if not Path(run_dir).is_dir():
         raise DataError(f"{run_dir}: not a directory; expected a run directory")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{run_dir}: no metrics.csv; not a run directory") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or "epoch" not in rows[0]:
-        raise DataError(f"{path}: no header with an epoch column; not a backprop metrics file")
-    header, body = rows[0], [r for r in rows[1:] if r]
-    if not body:
-        raise DataError(f"{path}: no epochs recorded yet")
-    columns: dict[str, np.ndarray] = {}
-    for j, name in enumerate(header):
-        values = []
-        for i, r in enumerate(body):
-            cell = r[j] if j < len(r) else ""
-            try:
-                values.append(float(cell) if cell != "" else math.nan)
-            except ValueError:
-                raise DataError(
-                    f"{path}: row {i + 2}, column {name}: {cell[:40]!r} is not a number"
-                ) from None
-        columns[name] = np.array(values)
-    return columns
+    rows = rundir.read_metrics(run_dir)
+    if not rows:
+        raise DataError(f"{Path(run_dir) / rundir.METRICS}: no epochs recorded yet")
+    return {name: np.array([float(r[name]) for r in rows]) for name in rows[0]}
 
 
 def run_label(run_dir: str | Path) -> str:
@@ -87,10 +64,9 @@ def run_label(run_dir: str | Path) -> str:
 def read_summary(run_dir: str | Path) -> dict:
     """summary.json of a run, or {} when it is missing or unreadable (it only adds to titles)."""
     try:
-        data = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return rundir.read_summary(run_dir)
+    except rundir.RunFileError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def grad_columns(metrics: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -231,33 +207,6 @@ def _suptitle(runs, labels) -> str:
 # ---------------------------------------------------------------------------- decision regions
 
 
-def boundary_data(run_dir: str | Path):
-    """(model, X, labels) of a run with two input features: the model from weights.npz and
-    every row of its data in the original feature space, labels as class indices (or
-    target values for regression)."""
-    from .data import encode_classes
-    from .inference import load_model, training_data
-
-    weights = Path(run_dir) / "weights.npz"
-    if not Path(run_dir).is_dir():
-        raise DataError(f"{run_dir}: not a directory; expected a run directory")
-    if not weights.is_file():
-        raise DataError(f"{run_dir}: no weights.npz; not a trained run directory")
-    model = load_model(weights)
-    spec = model.spec
-    if spec.sizes[0] != 2:
-        raise DataError(
-            f"{run_dir}: --boundary needs a model of 2 input features (xor, moons, circles, "
-            f"spirals, or a 2-column file); this one has {spec.sizes[0]}"
-        )
-    ds, _ = training_data(model)
-    if model.task == "classification":
-        labels = encode_classes(ds.targets, spec.classes, str(run_dir))
-    else:
-        labels = np.asarray(ds.targets, dtype=np.float64).reshape(len(ds.X), -1)[:, 0]
-    return model, ds.X, labels
-
-
 def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
     """Decision regions of each run (one panel per run) over its data points.
 
@@ -269,7 +218,7 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.figure import Figure
 
-    from .data import apply_preprocessing
+    from ..inference import boundary_data, predict_outputs
 
     items = [(run_label(d), *boundary_data(d)) for d in run_dirs]
     fig = Figure(figsize=(5.5 * len(items), 5), layout="constrained")
@@ -282,8 +231,7 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
         gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
         xx, yy = np.meshgrid(gx, gy)
         grid = np.c_[xx.ravel(), yy.ravel()]
-        out = model.net.predict(apply_preprocessing(grid, model.mean, model.scale, model.net.dtype))
-        out = out.astype(np.float64)
+        out = predict_outputs(model, grid)
         if model.task == "classification":
             classes = model.spec.classes
             k = len(classes)
@@ -359,7 +307,7 @@ def save_png(fig, path: str | Path, dpi: int = 100) -> None:
     """Render ``fig`` with the Agg canvas and write it atomically as a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .store.files import atomic_write
+    from ..store.files import atomic_write
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()

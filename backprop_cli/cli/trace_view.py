@@ -1,76 +1,15 @@
-"""Commands for seeing training: trace, plot, runs, schema (registered on the main app).
+"""The trace rendered for a person: ``backprop trace`` without --json.
 
-Only typer is imported at start-up; numpy, pydantic, matplotlib and the library modules
-are imported inside the commands so that ``backprop --help`` stays fast.
+Each quantity of one forward and backward pass (docs/backpropagation.md's notation) is a
+table of its rows, wide layers shown in part (as many columns as the terminal fits).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-COMPLETE_VAR = "_BACKPROP_COMPLETE"
 SHOWN = 8  # columns (and matrix rows) of a wide layer shown in the trace's tables
 
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", "-s", help="Override a config key: KEY.PATH=VALUE (repeatable).", metavar="K=V"
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    app.command()(trace)
-    app.command()(plot)
-    app.command("runs")(runs_)
-    app.command()(schema)
-    if os.environ.get(COMPLETE_VAR):
-        # The app is built with add_completion=False, which leaves Typer's shell completion
-        # classes unregistered; register them when a shell asks for completions, so that
-        # `_BACKPROP_COMPLETE=source_bash backprop` prints the script and the script works.
-        from typer._completion_classes import completion_init
-
-        completion_init()
-
-
-# ---------------------------------------------------------------------------- trace
-
-
-def trace(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
-    set_: SetOpt = None,
-    sample: Annotated[
-        int, typer.Option("--sample", help="The first training row traced (0-based).")
-    ] = 0,
-    rows: Annotated[int, typer.Option("--rows", help="How many rows: a tiny batch.")] = 1,
-    weights: Annotated[
-        Path | None,
-        typer.Option(
-            "--weights", "-w", help="Use this weights file's parameters (same architecture)."
-        ),
-    ] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """One forward and one backward pass, step by step: z, a, C, BP1-BP4, the optimizer's update."""
-    from .trace import jsonable, trace_config
-
-    t = trace_config(config, set_ or [], sample=sample, rows=rows, weights=weights)
-    if json_out:
-        from . import console
-
-        console.json_line(jsonable(_json_order(t)))
-        return
-    _render_trace(t)
-
-
-def _json_order(t: dict) -> dict:
+def json_order(t: dict) -> dict:
     """The trace with its description first and the per-layer numbers last."""
     head = [k for k in t if k not in ("x", "y", "layers", "optimizer", "C", "fused")]
     return {
@@ -134,13 +73,21 @@ def _per_row(name: str, M, n: int) -> list[tuple[str, object]]:
     return [(name if n == 1 else f"{name} [{i}]", M[i]) for i in range(n)]
 
 
-def _render_trace(t: dict) -> None:
+def render_trace(t: dict) -> None:
+    """Print the trace: what was traced, the input, the forward pass, the backward pass
+    (BP1-BP4) and the optimizer's update, each quantity as a table of its rows."""
     from rich.console import Console
 
-    con = Console(highlight=False)
-    out = con.print
+    out = Console(highlight=False).print
+    _header(out, t)
+    _input(out, t)
+    _forward(out, t)
+    _backward(out, t)
+    _update(out, t)
+
+
+def _header(out, t: dict) -> None:
     layers, n = t["layers"], t["rows"]
-    L = len(layers) - 1
     rows_text = (
         f"training row {t['sample']}"
         if n == 1
@@ -156,8 +103,9 @@ def _render_trace(t: dict) -> None:
     acts = ", ".join(lay["activation"] + (" residual" if lay["residual"] else "") for lay in layers)
     out(f"network {sizes} ({acts}), loss {t['loss']}", soft_wrap=True)
     out(
-        "layers are counted from 0 (BACKPROP.md counts from 2); a^(-1) = x, the input rows; "
-        "W^l is (fan_in, fan_out), BACKPROP.md's matrix transposed, so z^l = a^(l-1) W^l + b^l",
+        "layers are counted from 0 (docs/backpropagation.md); a^(-1) = x, the input rows; "
+        "W^l is (fan_in, fan_out), the column-vector convention's matrix transposed, so "
+        "z^l = a^(l-1) W^l + b^l",
         style="dim",
     )
     if t["dropout_off"]:
@@ -173,7 +121,9 @@ def _render_trace(t: dict) -> None:
             style="dim",
         )
 
-    # ------------------------------------------------------------ the input
+
+def _input(out, t: dict) -> None:
+    layers, n = t["layers"], t["rows"]
     x = t["x"]
     how = "standardized as in training" if t["standardized"] else "data.standardize is off"
     out(f"\n[bold]input[/] x = a^(-1) ({_shape(x)}), {how}")
@@ -193,7 +143,10 @@ def _render_trace(t: dict) -> None:
         out(f"target y ({_shape(y)})")
         out(_vector_table(_per_row("y", y, n), y.shape[1]))
 
-    # ------------------------------------------------------------ forward pass
+
+def _forward(out, t: dict) -> None:
+    layers, n = t["layers"], t["rows"]
+    L = len(layers) - 1
     out("\n[bold underline]forward pass[/]")
     for lay in layers:
         l = lay["layer"]
@@ -221,7 +174,10 @@ def _render_trace(t: dict) -> None:
     C = t["C"]
     out(f"\n[bold]loss[/] C = {t['loss']}(a^{L}, y) = {C:.6g}  (mean over the {n} row(s))")
 
-    # ------------------------------------------------------------ backward pass
+
+def _backward(out, t: dict) -> None:
+    layers, n = t["layers"], t["rows"]
+    L = len(layers) - 1
     out("\n[bold underline]backward pass[/]")
     last = layers[L]
     width = last["delta"].shape[1]
@@ -277,7 +233,9 @@ def _render_trace(t: dict) -> None:
         out(_matrix_table(lay["dW"]))
         out(_vector_table([(f"dC/db^{l}", lay["db"])], lay["db"].shape[0]))
 
-    # ------------------------------------------------------------ the update
+
+def _update(out, t: dict) -> None:
+    layers = t["layers"]
     opt = t["optimizer"]
     hyper = ", ".join(f"{k} {v}" for k, v in opt["hyper"].items())
     out(
@@ -298,176 +256,3 @@ def _render_trace(t: dict) -> None:
         out(f"\nΔW^{l} ({_shape(lay['update_W'])}), Δb^{l} ({_shape(lay['update_b'])})")
         out(_matrix_table(lay["update_W"]))
         out(_vector_table([(f"Δb^{l}", lay["update_b"])], lay["update_b"].shape[0]))
-
-
-# ---------------------------------------------------------------------------- plot
-
-
-def plot(
-    run_dirs: Annotated[
-        list[Path],
-        typer.Argument(help="Run directories (several are overlaid).", metavar="RUN_DIR..."),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="PNG file (default: RUN_DIR/plot.png for one run, plot.png for several; "
-            "boundary.png with --boundary).",
-        ),
-    ] = None,
-    boundary: Annotated[
-        bool,
-        typer.Option("--boundary", help="Decision regions over the data (2 input features)."),
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace --out if it exists.")
-    ] = False,
-) -> None:
-    """One PNG: loss, accuracy or R^2, learning rate, per-layer gradient norms; runs overlaid."""
-    from . import plots
-    from .errors import OutputError
-
-    plots.require_matplotlib()
-    name = "boundary.png" if boundary else "plot.png"
-    if out is None:
-        out = run_dirs[0] / name if len(run_dirs) == 1 else Path(name)
-    explicit = out != (run_dirs[0] / name if len(run_dirs) == 1 else Path(name))
-    if out.exists() and not overwrite:
-        hint = (
-            "choose another --out or pass --overwrite"
-            if explicit
-            else "pass --overwrite or --out FILE"
-        )
-        raise OutputError(f"{out}: already exists; {hint}")
-    fig = plots.boundary_figure(run_dirs) if boundary else plots.training_figure(run_dirs)
-    plots.save_png(fig, out)
-    print(f"wrote {out}", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------- runs
-
-
-def runs_(
-    directory: Annotated[
-        Path, typer.Argument(help="Directory holding run directories.", metavar="[DIR]")
-    ] = Path("runs"),
-    sort: Annotated[
-        str | None,
-        typer.Option(
-            "--sort",
-            help="Sort by this column (ascending; -COLUMN for descending).",
-            metavar="COLUMN",
-        ),
-    ] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """A table of the runs under DIR (default runs/) from their summary.json files."""
-    from . import console
-    from .runs_table import collect_runs, sort_rows
-
-    rows, warnings = collect_runs(directory)
-    if sort is not None:
-        rows = sort_rows(rows, sort)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if json_out:
-        for r in rows:
-            console.json_line(r)
-        return
-    if not rows:
-        print(f"no runs under {directory} (no summary.json files)")
-        return
-    _render_runs(
-        rows, f"{len(rows)} run(s) under {directory}" + (f", sorted by {sort}" if sort else "")
-    )
-
-
-# The table's columns (sort keys) and headers; --json has every column (test_*, task, path).
-RUN_TABLE = {
-    "name": "name",
-    "date": "date",
-    "epochs": "epochs",
-    "val_loss": "val loss",
-    "val_metric": "val acc",
-    "stop_reason": "stop",
-    "time_s": "time",
-}
-
-
-def _run_cells(r: dict) -> dict[str, str]:
-    from .console import fmt
-
-    metric = r["val_accuracy"] if r["val_accuracy"] is not None else r["val_r2"]
-    return {
-        "name": r["name"],
-        "date": r["date"][:16].replace("T", " "),  # minutes tell runs apart; --json has seconds
-        "epochs": fmt(r["epochs"]),
-        "val_loss": fmt(r["val_loss"]),
-        "val_metric": fmt(metric),
-        "stop_reason": (r["stop_reason"] or "-").replace("_", " "),
-        "time_s": f"{r['time_s']:.1f}s" if r["time_s"] is not None else "-",
-    }
-
-
-def _render_runs(rows: list[dict], title: str) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    has_acc = any(r["val_accuracy"] is not None for r in rows)
-    has_r2 = any(r["val_r2"] is not None for r in rows)
-    headers = dict(RUN_TABLE)
-    headers["val_metric"] = (
-        "acc / R^2" if has_acc and has_r2 else ("val R^2" if has_r2 else "val acc")
-    )
-    cells = [_run_cells(r) for r in rows]
-    t = Table(
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1),
-        collapse_padding=True,
-    )
-    for c, header in headers.items():
-        width = max(len(row[c]) for row in cells)
-        t.add_column(
-            header,
-            justify="left" if c in ("name", "date", "stop_reason") else "right",
-            overflow="fold",
-            min_width=min(width, 12) if c == "name" else width,
-        )
-    for row in cells:
-        t.add_row(*row.values())
-    Console(highlight=False).print(t)
-
-
-# ---------------------------------------------------------------------------- schema
-
-
-def schema(
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the schema to this file.")
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace --out if it exists.")
-    ] = False,
-) -> None:
-    """The JSON Schema of the config file, for editors (yaml-language-server)."""
-    from .errors import OutputError
-    from .schema import schema_text
-
-    text = schema_text()
-    if out is None:
-        sys.stdout.write(text)
-        return
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: already exists; choose another --out or pass --overwrite")
-    from .store.files import write_text
-
-    write_text(out, text)
-    print(f"wrote {out}", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""The command line: thin Typer commands, one module per group, that declare their options,
+call the library and render what it returns; errors become exit codes once, in ``main``.
+
+    train.py     train                  evaluate.py  eval, predict
+    checks.py    gradcheck, validate, datasets
+    visual.py    trace, plot            runs.py      runs          schema.py  schema
+    sweep.py     sweep
+
+Rendering lives beside them and knows nothing of the math: ``console`` (output modes,
+tables, errors), ``training_view`` (the live epoch table), ``trace_view``, ``sweep_view``,
+``runs_view`` and ``plots``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from .app import app, state
+
+# Each module registers its commands on ``app``, in the order --help lists them.
+# isort: off
+from . import train, evaluate, checks, visual, runs, schema, sweep  # noqa: E402, F401
+# isort: on
+
+__all__ = ["app", "main", "run"]
+
+EXIT_INTERNAL = 70
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turn every error into one stderr line and an exit code."""
+    from ..errors import BackpropError
+
+    try:
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer turns a KeyboardInterrupt outside training into a return of 130
+            _report(KeyboardInterrupt(), "interrupted")
+        return int(code or 0)
+    except BackpropError as e:
+        _report(e, str(e))
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except (KeyboardInterrupt, typer.Abort) as e:
+        _report(e, "interrupted; the last completed epoch's files are kept")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click/typer usage errors
+            if type(e).__name__ == "NoArgsIsHelpError":
+                print(e.ctx.get_help() if getattr(e, "ctx", None) else e.format_message())
+                return 2
+            _report(e, " ".join(e.format_message().split()))
+            return int(e.exit_code)
+        # A bug: say so in one line; the traceback with --debug.
+        _report(
+            e,
+            f"internal error ({type(e).__name__}: {e}); this is a bug, rerun with --debug for the traceback",
+        )
+        return EXIT_INTERNAL
+
+
+def _report(exc: BaseException, message: str) -> None:
+    from .console import print_error
+
+    if state["debug"] or "--debug" in sys.argv:
+        traceback.print_exception(exc)
+    print_error(message)
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""backprop gradcheck, validate and datasets: checking the math, a config, the built-ins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import JsonOpt, SetOpt, app
+
+
+@app.command()
+def gradcheck(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Check this config's model and loss on a batch of its data."),
+    ] = None,
+    set_: SetOpt = None,
+    eps: Annotated[float, typer.Option("--eps", help="Central-difference step.")] = 1e-6,
+    tol: Annotated[float, typer.Option("--tol", help="Largest relative error that passes.")] = 1e-6,
+    rows: Annotated[int, typer.Option("--rows", help="Rows of data in the batch.")] = 8,
+    max_entries: Annotated[
+        int,
+        typer.Option("--max-entries", help="Entries checked per tensor (a sample beyond this)."),
+    ] = 2000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare backpropagation with central differences in float64; exit 1 over --tol."""
+    from ..checks import check_all_combinations, check_config
+    from ..errors import CheckFailed, ConfigError
+    from . import console
+
+    if not eps > 0:
+        raise ConfigError(f"--eps: must be > 0 (got {eps})")
+    if not tol > 0:
+        raise ConfigError(f"--tol: must be > 0 (got {tol})")
+    if rows < 1 or max_entries < 1:
+        raise ConfigError("--rows and --max-entries: must be >= 1")
+    if config is None:
+        results = check_all_combinations(eps=eps)
+        columns = ["hidden", "output", "loss", "max rel error", "kinks", "status"]
+    else:
+        results = check_config(config, set_ or [], eps=eps, rows=rows, max_entries=max_entries)
+        columns = ["tensor", "shape", "checked", "max rel error", "kinks", "status"]
+    failed = 0
+    for r in results:
+        r["status"] = "ok" if r["rel_error"] <= tol else "FAIL"
+        failed += r["status"] == "FAIL"
+    if json_out:
+        for r in results:
+            console.json_line({"event": "check", **r})
+        console.json_line(
+            {"event": "summary", "checked": len(results), "failed": failed, "tol": tol, "eps": eps}
+        )
+    else:
+        keys = {"max rel error": "rel_error"}
+        table_rows = [
+            [r[keys.get(c, c)] if c != "shape" else "x".join(map(str, r["shape"])) for c in columns]
+            for r in results
+        ]
+        styles = [None if r["status"] == "ok" else "bold red" for r in results]
+        console.table(
+            f"gradient check (float64, eps {eps:g}, tol {tol:g})",
+            columns,
+            table_rows,
+            styles=styles,
+        )
+        print(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise CheckFailed(f"{failed} gradient check(s) over --tol {tol:g}")
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: SetOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a config against its data; print the resolved config, layer shapes, parameter count."""
+    import yaml
+
+    from ..config import load_config
+    from ..training import layer_table, setup
+    from . import console
+
+    cfg = load_config(config, set_)
+    run = setup(cfg, str(config))
+    net = run.net
+    layers = layer_table(run)
+    if json_out:
+        console.json_line(
+            {
+                "config": cfg.resolved(),
+                "layers": layers,
+                "parameters": int(net.params.size),
+                "rows": {k: len(v) for k, v in run.prep.X.items()},
+            }
+        )
+        return
+    print(yaml.safe_dump(cfg.resolved(), sort_keys=False), end="")
+    columns = ["layer", "activation", "shape", "parameters", "init", "dropout", "residual"]
+    console.table(
+        None,
+        ["layer", "activation", "W shape", "parameters", "init", "dropout", "residual"],
+        [
+            [
+                *(d[c] for c in columns[:5]),
+                f"{d['dropout']:g}" if d["dropout"] else "",
+                "yes" if d["residual"] else "",
+            ]
+            for d in layers
+        ],
+    )
+    rows = ", ".join(f"{k} {len(v)}" for k, v in run.prep.X.items())
+    print(f"{config}: ok: {net.params.size} parameters; rows: {rows}")
+
+
+@app.command()
+def datasets(json_out: JsonOpt = False) -> None:
+    """List the built-in datasets with their shapes."""
+    from ..data import describe_builtins
+    from . import console
+
+    items = describe_builtins()
+    if json_out:
+        for d in items:
+            console.json_line(d)
+        return
+    console.table(
+        "built-in datasets (data.dataset: NAME)",
+        ["name", "rows", "features", "task", "classes", "kind"],
+        [[d["name"], d["rows"], d["features"], d["task"], d["classes"], d["kind"]] for d in items],
+    )

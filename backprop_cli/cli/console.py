@@ -1,0 +1,128 @@
+"""Rendering for every command: the output mode, numbers, lines, tables, errors.
+
+The output mode follows where stdout goes: ``live`` on a terminal, ``plain`` (one line per
+event, no redraws) when stdout is a file, pipe or CI log, ``json`` for --json (JSON Lines
+alone on stdout), ``quiet`` for --quiet (nothing but errors, which go to stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..store.files import json_safe
+
+LEFT_COLUMNS = (
+    "name",
+    "layer",
+    "tensor",
+    "hidden",
+    "output",
+    "loss",
+    "status",
+    "task",
+    "kind",
+    "activation",
+    "shape",
+    "init",
+)
+
+
+def choose_mode(json_out: bool, quiet: bool, console: Console | None = None) -> str:
+    if json_out:
+        return "json"
+    if quiet:
+        return "quiet"
+    console = console or Console()
+    return "live" if console.is_terminal else "plain"
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def emit(text: str) -> None:
+    """A line on stdout. When the reader has gone (`| head -1`), later output is dropped and the
+    command carries on: a training run still finishes and writes its files."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def json_line(obj: dict) -> None:
+    emit(json.dumps(json_safe(obj)))
+
+
+def note(message: str, mode: str) -> None:
+    """A one-off message: a JSON line with --json, nothing with --quiet, else a plain line."""
+    if mode == "json":
+        json_line({"event": "note", "message": message})
+    elif mode != "quiet":
+        emit(message)
+
+
+def print_error(message: str) -> None:
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")  # always one line
+    sys.stderr.flush()
+
+
+def key_values(title: str, items: list[tuple[str, Any]], console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    console.print(f"[bold]{title}[/]", soft_wrap=True)
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for k, v in items:
+        table.add_row(k, fmt(v))
+    console.print(table)
+
+
+def table(
+    title: str | None,
+    columns: list[str],
+    rows: list[list[Any]],
+    console: Console | None = None,
+    styles: list[str | None] | None = None,
+) -> None:
+    console = console or Console(highlight=False)
+    t = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for c in columns:
+        t.add_column(c, justify="left" if c in LEFT_COLUMNS else "right")
+    for i, r in enumerate(rows):
+        t.add_row(*(fmt(v) for v in r), style=(styles[i] if styles else None))
+    console.print(t)
+
+
+def confusion(classes: list, cm, console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    console.print("[bold]confusion matrix[/] (rows: true, columns: predicted)")
+    t = Table(header_style="bold")
+    t.add_column("")
+    for c in classes:
+        t.add_column(str(c), justify="right")
+    for c, row in zip(classes, cm, strict=True):
+        t.add_row(
+            str(c),
+            *(
+                f"[bold green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/]")
+                for j, v in enumerate(row)
+                for i in [classes.index(c)]
+            ),
+        )
+    console.print(t)

@@ -1,0 +1,57 @@
+"""backprop train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import JsonOpt, QuietOpt, SetOpt, app
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    set_: SetOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", "-o", help="Run directory (default: output.dir, else runs/NAME)."),
+    ] = None,
+    init_from: Annotated[
+        str | None, typer.Option("--init-from", help="Start from this weights file's parameters.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out DIR from its checkpoint.")
+    ] = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a network; stream each epoch; write the run directory."""
+    from ..config import load_config
+    from ..errors import ConfigError
+    from ..training import Run, interrupt_on_signals
+    from . import console
+    from .training_view import TrainingView, training_summary
+
+    cfg = load_config(config, set_)
+    if quiet and json_out:
+        raise ConfigError("--quiet and --json: give one or the other")
+    run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
+    mode = console.choose_mode(json_out, quiet)
+    nothing = run.nothing_to_resume()
+    if nothing:
+        console.note(nothing, mode)
+        return
+    interrupt_on_signals()
+    run.start()
+    try:
+        with TrainingView(mode, cfg.training.epochs) as view:
+            for record in run.epochs(progress=view.batch):
+                view.epoch(record)
+    except KeyboardInterrupt:
+        run.interrupted()
+        raise run.interruption(config, set_ or []) from None
+    finally:
+        if run.summary_data is not None:
+            training_summary(run.summary_data, mode, run.rows)
