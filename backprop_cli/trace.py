@@ -1,4 +1,5 @@
-"""One forward and one backward pass, step by step, in BACKPROP.md's notation: `backprop trace`.
+"""One forward and one backward pass, step by step, in docs/backpropagation.md's notation:
+`backprop trace`.
 
 The forward pass is the network's own (``Network.forward``, dropout off); the backward pass
 is replayed here equation by equation from the network's buffers (z^l, a^l), so every
@@ -11,7 +12,7 @@ intermediate quantity can be shown:
     dC/dW^l = a^(l-1)^T delta^l                      (BP3)
     dC/db^l = sum over rows of delta^l               (BP4)
 
-Layers are counted from 0 as in the code (BACKPROP.md counts from 2); a^(-1) is the input
+Layers are counted from 0 as in the code (textbooks often count from 1 or 2); a^(-1) is the input
 x. Then the configured optimizer takes one step from these gradients (a fresh optimizer,
 its first step, with clipping as the trainer applies it) and the change it makes to each
 W^l and b^l is reported; the parameters are restored afterwards.

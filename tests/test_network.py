@@ -120,7 +120,7 @@ def test_forward_equals_explicit_equations():
 
 
 def test_backward_equals_explicit_equations():
-    """BP1-BP4 for a sigmoid + mse network (BACKPROP.md's example), written out with numpy."""
+    """BP1-BP4 for a sigmoid + mse network (the classic example of docs/backpropagation.md), written out with numpy."""
     rng = np.random.default_rng(2)
     net = Network([2, 3, 1], ["sigmoid", "sigmoid"], dtype=np.float64)
     net.init("normal", rng, scale=1.0)

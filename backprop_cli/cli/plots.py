@@ -148,7 +148,9 @@ def training_figure(run_dirs: list[str | Path]):
     title = " / ".join(sorted(metric_names, reverse=True)) or TITLE_ACCURACY
     ax_metric.set(title=title, xlabel="epoch", ylabel="(solid: train, dashed: val)")
     ax_lr.set(title=TITLE_LR, xlabel="epoch", ylabel="lr")
-    ax_grads.set(title=TITLE_GRADS, xlabel="epoch", ylabel="||dC/dW^l, dC/db^l|| (epoch mean)")
+    ax_grads.set(
+        title=TITLE_GRADS, xlabel="epoch", ylabel="||dC/dW^l, dC/db^l|| (RMS over the epoch)"
+    )
     ax_grads.set_yscale("log")
     ax_last.set(title=TITLE_GRADS_LAST, xlabel="layer l (0: first)", ylabel="gradient norm")
     ax_last.set_yscale("log")

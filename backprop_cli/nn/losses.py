@@ -6,12 +6,14 @@ computes it, and ``grad(a, y)``, dC/da^L, which BP1 multiplies by sigma'(z^L):
     delta^L = dC/da^L * sigma'(z^L)                                   (BP1)
 
 Two pairs are fused because their product simplifies: softmax + cross-entropy and
-sigmoid + binary cross-entropy both give delta^L = (a^L - y) / n, which is exact and
-avoids dividing by a probability that may be 0. ``fused_with`` names that activation.
+sigmoid + binary cross-entropy give delta^L = (a^L - y) / n (over n k entries for binary
+cross-entropy's k outputs), which is exact and avoids dividing by a probability that may
+be 0. ``fused_with`` names that activation.
 
 Targets ``y``: class indices (n,) for cross-entropy; (n, k) floats for the others.
-``value`` takes z as well as a so the fused losses compute log-probabilities from the
-logits (log-sum-exp), never log(a).
+``value`` takes z as well as a so that the fused losses never take log(0): binary
+cross-entropy is computed from the logits; cross-entropy reads -log a_y off the forward
+pass's probabilities, or uses the logits' log-sum-exp where a probability is tiny.
 """
 
 from __future__ import annotations

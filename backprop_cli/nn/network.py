@@ -1,6 +1,6 @@
 """The multilayer perceptron: forward pass and backpropagation over a batch of rows.
 
-For layer l (0-based here; BACKPROP.md counts from 2) with weights W^l (fan_in, fan_out),
+For layer l (0-based; docs/backpropagation.md explains it all) with weights W^l (fan_in, fan_out),
 biases b^l (fan_out,) and activation sigma:
 
     z^l = a^(l-1) W^l + b^l,   a^l = sigma(z^l),   a^(-1) = X (n, n_features)
@@ -9,13 +9,14 @@ biases b^l (fan_out,) and activation sigma:
     dC/dW^l = a^(l-1)^T delta^l                            (BP3)
     dC/db^l = sum over rows of delta^l                     (BP4)
 
-W^l is BACKPROP.md's matrix transposed so a batch of row vectors multiplies from the left.
+W^l is the column-vector convention's matrix transposed, so a batch of row vectors multiplies
+from the left.
 
 Two options per hidden layer change a^l. Inverted dropout keeps each unit with
 probability 1 - p and scales it by 1/(1 - p) in training (a^l = m * sigma(z^l), m the
 scaled mask; off in evaluation). A residual layer adds its input (a^l = sigma(z^l) +
 a^(l-1)), so dC/da^(l-1) gains dC/da^l unchanged: the gradient has a path around the
-activation's sigma', BACKPROP.md's mitigation for vanishing gradients.
+activation's sigma', the classic mitigation for vanishing gradients.
 All parameters live in one flat buffer ``params`` with per-layer views ``W[l]``, ``b[l]``;
 the gradients in one flat buffer ``grads`` with views ``gW[l]``, ``gb[l]``. Optimizers
 update the flat buffers in place. Activations and deltas are allocated once per batch size.
