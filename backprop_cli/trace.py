@@ -52,13 +52,8 @@ def trace_pass(net: Network, loss: Loss, X: np.ndarray, y: np.ndarray) -> dict:
     """
     X = np.ascontiguousarray(X, dtype=net.dtype)
     net.forward(X, train=False)
-    # The network keeps z^l, sigma(z^l) and a^l of the last forward pass per batch size.
-    buf = net._buffers[len(X)]
+    z, h, a = net.last_pass()
     L = net.n_layers - 1
-    n = len(X)
-    z = [buf.z[l].copy() for l in range(L + 1)]
-    h = [buf.h[l].copy() for l in range(L + 1)]
-    a = [buf.a[l].copy() for l in range(L + 1)]
     C = float(loss.value(z[L], a[L], y))
 
     grad_a: list[np.ndarray | None] = [None] * (L + 1)
@@ -68,15 +63,7 @@ def trace_pass(net: Network, loss: Loss, X: np.ndarray, y: np.ndarray) -> dict:
 
     # BP1: the output error.
     fused = loss.fused_with is not None and loss.fused_with == net.activation_names[L]
-    if fused and loss.name == "cross_entropy":
-        Y = np.zeros_like(h[L])
-        Y[np.arange(n), y] = 1.0
-        delta[L] = (h[L] - Y) * (1.0 / n)  # (a^L - y) / n, softmax' and dC/da cancelled
-    elif fused:
-        delta[L] = (h[L] - y) * (1.0 / h[L].size)  # (a^L - y) / n, sigmoid' and dC/da cancelled
-    else:
-        grad_a[L] = loss.grad(h[L], y).astype(net.dtype, copy=False)
-        delta[L] = _times_sigma_prime(net, L, z[L], h[L], grad_a[L], sig[L])
+    delta[L], grad_a[L] = _output_error(net, loss, z[L], h[L], y, sig[L], fused)
 
     # BP2: the error of each hidden layer, from the layer after it.
     for l in range(L - 1, -1, -1):
@@ -109,6 +96,19 @@ def trace_pass(net: Network, loss: Loss, X: np.ndarray, y: np.ndarray) -> dict:
             }
         )
     return {"x": X, "y": y, "C": C, "fused": fused, "layers": layers}
+
+
+def _output_error(net, loss, z, h, y, sig, fused: bool):
+    """(delta^L, dC/da^L or None): BP1, fused where the loss and output activation simplify."""
+    n = len(h)
+    if fused and loss.name == "cross_entropy":
+        Y = np.zeros_like(h)
+        Y[np.arange(n), y] = 1.0
+        return (h - Y) * (1.0 / n), None  # (a^L - y) / n, softmax' and dC/da cancelled
+    if fused:
+        return (h - y) * (1.0 / h.size), None  # (a^L - y) / (n k), sigmoid' and dC/da cancelled
+    grad_a = loss.grad(h, y).astype(net.dtype, copy=False)
+    return _times_sigma_prime(net, len(net.acts) - 1, z, h, grad_a, sig), grad_a
 
 
 def _times_sigma_prime(net, l, z, h, grad_a, sig) -> np.ndarray:
@@ -204,8 +204,14 @@ def trace_config(
         t.clip_grad_norm,
         t.clip_grad_value,
     )
+    return result | _description(s, config, weights, sample, rows)
+
+
+def _description(s, config, weights, sample: int, rows: int) -> dict:
+    """What was traced: the config, the network, the rows (raw and as the dataset has them)."""
+    cfg, net, prep = s.cfg, s.net, s.prep
     idx = prep.indices["train"][sample : sample + rows]
-    result |= {
+    return {
         "config": str(config),
         "name": cfg.name,
         "dtype": str(net.dtype),
@@ -223,7 +229,6 @@ def trace_config(
         "dropout_off": [l for l, p in enumerate(net.dropout) if p],
         "standardized": cfg.data.standardize,
     }
-    return result
 
 
 def _plain(v):

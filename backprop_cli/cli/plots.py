@@ -97,50 +97,71 @@ def training_figure(run_dirs: list[str | Path]):
         labels = [str(Path(d)) for d in run_dirs]
     fig = Figure(figsize=(13, 8.5), layout="constrained")
     grid = fig.add_gridspec(2, 3)
-    ax_loss = fig.add_subplot(grid[0, 0])
-    ax_metric = fig.add_subplot(grid[0, 1])
-    ax_lr = fig.add_subplot(grid[0, 2])
-    ax_grads = fig.add_subplot(grid[1, 0:2])
-    ax_last = fig.add_subplot(grid[1, 2])
-    colors = colormaps["tab10"]
-    single = len(runs) == 1
-    metric_names = set()
+    axes = {
+        "loss": fig.add_subplot(grid[0, 0]),
+        "metric": fig.add_subplot(grid[0, 1]),
+        "lr": fig.add_subplot(grid[0, 2]),
+        "grads": fig.add_subplot(grid[1, 0:2]),
+        "last": fig.add_subplot(grid[1, 2]),
+    }
+    metric_names: set[str] = set()
     for i, (label, m, _) in enumerate(runs):
-        color = colors(i % 10)
-        epoch = m["epoch"]
-        ax_loss.plot(epoch, m["train_loss"], color=color, label=f"{label} train")
-        if "val_loss" in m and np.isfinite(m["val_loss"]).any():
-            ax_loss.plot(epoch, m["val_loss"], color=color, ls="--", label=f"{label} val")
-        for metric, name in (("accuracy", TITLE_ACCURACY), ("r2", TITLE_R2)):
-            if f"train_{metric}" not in m:
-                continue
-            metric_names.add(name)
-            ax_metric.plot(epoch, m[f"train_{metric}"], color=color, label=f"{label} train")
-            val = m.get(f"val_{metric}")
-            if val is not None and np.isfinite(val).any():
-                ax_metric.plot(epoch, val, color=color, ls="--", label=f"{label} val")
-        if "lr" in m:
-            ax_lr.plot(epoch, m["lr"], color=color, label=label)
-        grads = grad_columns(m)
-        shades = colormaps["viridis_r"] if single else None
-        for l, g in enumerate(grads):
-            frac = l / max(1, len(grads) - 1)
-            positive = np.where(g > 0, g, np.nan)
-            if single:
-                ax_grads.plot(epoch, positive, color=shades(0.15 + 0.8 * frac), label=f"layer {l}")
-            else:
-                ax_grads.plot(
-                    epoch,
-                    positive,
-                    color=color,
-                    alpha=0.3 + 0.7 * frac,
-                    label=label if l == len(grads) - 1 else None,
-                )
-        if grads:
-            last = np.array([g[-1] for g in grads])
-            ax_last.plot(
-                range(len(grads)), np.where(last > 0, last, np.nan), "o-", color=color, label=label
+        color = colormaps["tab10"](i % 10)
+        metric_names |= _plot_curves(axes, label, m, color)
+        _plot_grads(axes, label, m, color, single=len(runs) == 1)
+    _label_axes(axes, runs, metric_names)
+    fig.suptitle(_suptitle(runs, labels))
+    return fig
+
+
+def _plot_curves(axes: dict, label: str, m: dict, color) -> set[str]:
+    """Loss, accuracy or R^2 (train solid, val dashed) and lr of one run; the metric names."""
+    epoch, names = m["epoch"], set()
+    axes["loss"].plot(epoch, m["train_loss"], color=color, label=f"{label} train")
+    if "val_loss" in m and np.isfinite(m["val_loss"]).any():
+        axes["loss"].plot(epoch, m["val_loss"], color=color, ls="--", label=f"{label} val")
+    for metric, name in (("accuracy", TITLE_ACCURACY), ("r2", TITLE_R2)):
+        if f"train_{metric}" not in m:
+            continue
+        names.add(name)
+        axes["metric"].plot(epoch, m[f"train_{metric}"], color=color, label=f"{label} train")
+        val = m.get(f"val_{metric}")
+        if val is not None and np.isfinite(val).any():
+            axes["metric"].plot(epoch, val, color=color, ls="--", label=f"{label} val")
+    if "lr" in m:
+        axes["lr"].plot(epoch, m["lr"], color=color, label=label)
+    return names
+
+
+def _plot_grads(axes: dict, label: str, m: dict, color, single: bool) -> None:
+    """One run's per-layer gradient norms over the epochs, and by layer at the last epoch."""
+    from matplotlib import colormaps
+
+    grads = grad_columns(m)
+    for l, g in enumerate(grads):
+        frac = l / max(1, len(grads) - 1)
+        positive = np.where(g > 0, g, np.nan)
+        if single:
+            shade = colormaps["viridis_r"](0.15 + 0.8 * frac)
+            axes["grads"].plot(m["epoch"], positive, color=shade, label=f"layer {l}")
+        else:
+            axes["grads"].plot(
+                m["epoch"],
+                positive,
+                color=color,
+                alpha=0.3 + 0.7 * frac,
+                label=label if l == len(grads) - 1 else None,
             )
+    if grads:
+        last = np.array([g[-1] for g in grads])
+        axes["last"].plot(
+            range(len(grads)), np.where(last > 0, last, np.nan), "o-", color=color, label=label
+        )
+
+
+def _label_axes(axes: dict, runs: list, metric_names: set[str]) -> None:
+    """Titles, scales, grids and legends."""
+    ax_loss, ax_metric, ax_lr, ax_grads, ax_last = axes.values()
     ax_loss.set(title=TITLE_LOSS, xlabel="epoch", ylabel="loss (solid: train, dashed: val)")
     lo, hi = ax_loss.dataLim.intervaly
     if lo > 0 and hi / lo > 10:  # a loss falling over decades; a flat one reads better linear
@@ -159,12 +180,10 @@ def training_figure(run_dirs: list[str | Path]):
     if np.isfinite(lr_top) and lr_top > 0:
         ax_lr.set_ylim(0, 1.1 * lr_top)
     ax_last.xaxis.get_major_locator().set_params(integer=True)
-    for ax in (ax_loss, ax_metric, ax_lr, ax_grads, ax_last):
+    for ax in axes.values():
         ax.grid(True, which="major", alpha=0.3)
     if len(runs) > 1:
-        for ax in (ax_loss, ax_metric):
-            ax.legend(fontsize="small")
-        for ax in (ax_lr, ax_last):
+        for ax in (ax_loss, ax_metric, ax_lr, ax_last):
             ax.legend(fontsize="small")
         ax_grads.legend(fontsize="small", title="faint: first layer, solid: output layer")
     else:
@@ -173,8 +192,6 @@ def training_figure(run_dirs: list[str | Path]):
         n_layers = len(grad_columns(runs[0][1]))
         if n_layers:
             ax_grads.legend(fontsize="small", ncol=max(1, math.ceil(n_layers / 5)))
-    fig.suptitle(_suptitle(runs, labels))
-    return fig
 
 
 def _at_least_decades(ax, decades: float) -> None:
@@ -216,8 +233,6 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
     stored x_mean and x_scale before the network sees it, as `predict` does.
     """
     require_matplotlib()
-    from matplotlib import colormaps
-    from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.figure import Figure
 
     from ..inference import boundary_data, predict_outputs
@@ -232,64 +247,11 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
         gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
         gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
         xx, yy = np.meshgrid(gx, gy)
-        grid = np.c_[xx.ravel(), yy.ravel()]
-        out = predict_outputs(model, grid)
+        out = predict_outputs(model, np.c_[xx.ravel(), yy.ravel()])
         if model.task == "classification":
-            classes = model.spec.classes
-            k = len(classes)
-            base = colormaps["tab10"]
-            cmap = ListedColormap([base(c % 10) for c in range(k)])
-            norm = BoundaryNorm(np.arange(-0.5, k), k)
-            if out.shape[1] == 1:  # one sigmoid unit: p(class 1)
-                p1 = out[:, 0]
-                pred = (p1 >= 0.5).astype(int)
-                confidence = np.maximum(p1, 1 - p1)
-            else:
-                pred = out.argmax(axis=1)
-                confidence = out.max(axis=1)
-                p1 = out[:, 1] if k == 2 else None
-            # Region colour by the predicted class, paler where the network is less sure.
-            rgba = cmap(norm(pred))
-            rgba[:, 3] = 0.15 + 0.35 * (confidence - 1 / k) / (1 - 1 / k)
-            ax.imshow(
-                rgba.reshape(resolution, resolution, 4),
-                origin="lower",
-                extent=(gx[0], gx[-1], gy[0], gy[-1]),
-                aspect="auto",
-                interpolation="nearest",
-            )
-            if p1 is not None:
-                ax.contour(xx, yy, p1.reshape(xx.shape), levels=[0.5], colors="k", linewidths=1)
-            for c in range(k):
-                sel = labels == c
-                ax.scatter(
-                    X[sel, 0],
-                    X[sel, 1],
-                    s=size,
-                    color=base(c % 10),
-                    edgecolors="k",
-                    linewidths=0.4,
-                    label=str(classes[c]),
-                )
-            ax.legend(title="class", fontsize="small", loc="best")
+            _regions(ax, xx, yy, out, X, labels, model.spec.classes, size)
         else:
-            values = out[:, 0].reshape(xx.shape)
-            lo = min(values.min(), labels.min())
-            hi = max(values.max(), labels.max())
-            cs = ax.contourf(
-                xx, yy, values, levels=np.linspace(lo, hi, 21), cmap="viridis", alpha=0.6
-            )
-            ax.scatter(
-                X[:, 0],
-                X[:, 1],
-                c=labels,
-                cmap="viridis",
-                vmin=lo,
-                vmax=hi,
-                s=size,
-                edgecolors="k",
-            )
-            fig.colorbar(cs, ax=ax, label="prediction (points: target)")
+            _surface(fig, ax, xx, yy, out, X, labels, size)
         names = model.spec.feature_names or ["x0", "x1"]
         ax.set(
             title=f"{label}: "
@@ -300,6 +262,59 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
             ylim=(gy[0], gy[-1]),
         )
     return fig
+
+
+def _regions(ax, xx, yy, out, X, labels, classes: list, size: float) -> None:
+    """Each grid point coloured by its predicted class, paler where the network is less sure;
+    the 0.5 contour for two classes; the data points by their class."""
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    k = len(classes)
+    base = colormaps["tab10"]
+    cmap = ListedColormap([base(c % 10) for c in range(k)])
+    norm = BoundaryNorm(np.arange(-0.5, k), k)
+    if out.shape[1] == 1:  # one sigmoid unit: p(class 1)
+        p1 = out[:, 0]
+        pred = (p1 >= 0.5).astype(int)
+        confidence = np.maximum(p1, 1 - p1)
+    else:
+        pred = out.argmax(axis=1)
+        confidence = out.max(axis=1)
+        p1 = out[:, 1] if k == 2 else None
+    rgba = cmap(norm(pred))
+    rgba[:, 3] = 0.15 + 0.35 * (confidence - 1 / k) / (1 - 1 / k)
+    ax.imshow(
+        rgba.reshape(*xx.shape, 4),
+        origin="lower",
+        extent=(xx[0, 0], xx[0, -1], yy[0, 0], yy[-1, 0]),
+        aspect="auto",
+        interpolation="nearest",
+    )
+    if p1 is not None:
+        ax.contour(xx, yy, p1.reshape(xx.shape), levels=[0.5], colors="k", linewidths=1)
+    for c in range(k):
+        sel = labels == c
+        ax.scatter(
+            X[sel, 0],
+            X[sel, 1],
+            s=size,
+            color=base(c % 10),
+            edgecolors="k",
+            linewidths=0.4,
+            label=str(classes[c]),
+        )
+    ax.legend(title="class", fontsize="small", loc="best")
+
+
+def _surface(fig, ax, xx, yy, out, X, labels, size: float) -> None:
+    """A regression network's prediction over the grid, the data points by their target."""
+    values = out[:, 0].reshape(xx.shape)
+    lo = min(values.min(), labels.min())
+    hi = max(values.max(), labels.max())
+    cs = ax.contourf(xx, yy, values, levels=np.linspace(lo, hi, 21), cmap="viridis", alpha=0.6)
+    ax.scatter(X[:, 0], X[:, 1], c=labels, cmap="viridis", vmin=lo, vmax=hi, s=size, edgecolors="k")
+    fig.colorbar(cs, ax=ax, label="prediction (points: target)")
 
 
 # ---------------------------------------------------------------------------- writing

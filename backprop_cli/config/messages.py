@@ -22,6 +22,24 @@ from .models import (
 )
 from .overrides import key_path
 
+# What a pydantic error type means, as the one line says it.
+MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "model_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+    "too_short": "expected at least {min_length} item(s)",
+    "too_long": "expected at most {max_length} item(s)",
+}
+
 _MODELS_AT = {
     "": Config,
     "data": DataConfig,
@@ -87,24 +105,8 @@ def format_validation_error(e: ValidationError, data: dict) -> str:
         expected = ctx.get("expected", "")
         hint = did_you_mean(value, re.findall(r"'([^']*)'", expected))
         return f"{path}: {shown(value)} is not allowed{hint}; expected one of {expected}"
-    messages = {
-        "greater_than": "must be > {gt}",
-        "greater_than_equal": "must be >= {ge}",
-        "less_than": "must be < {lt}",
-        "less_than_equal": "must be <= {le}",
-        "int_type": "expected an integer",
-        "int_from_float": "expected an integer",
-        "float_type": "expected a number",
-        "bool_type": "expected true or false",
-        "string_type": "expected a string",
-        "list_type": "expected a list",
-        "model_type": "expected a mapping",
-        "dict_type": "expected a mapping",
-        "too_short": "expected at least {min_length} item(s)",
-        "too_long": "expected at most {max_length} item(s)",
-    }
     if path == "training.batch_size":
         return f"{path}: expected a positive integer or 'full'{got}"
-    template = messages.get(kind)
+    template = MESSAGES.get(kind)
     msg = template.format(**ctx) if template else err["msg"][0].lower() + err["msg"][1:]
     return f"{path}: {msg}{got}" if path else f"{msg}{got}"

@@ -80,8 +80,32 @@ def load_table(
         raise DataError(
             f"{path}: no data rows (only a header with columns {', '.join(map(str, frame.columns))})"
         )
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
+    frame.columns = [str(c) for c in frame.columns]
+    feats, targets = _columns(path, list(frame.columns), target, features, need_target)
+    frame = frame[feats + targets]
+    if dropna:
+        frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
+        if frame.shape[0] == 0:
+            raise DataError(f"{path}: no rows left after data.dropna removed rows with empty cells")
+    X = _features(path, frame, feats)
+    if targets:
+        t = frame[targets]
+        if t.isna().to_numpy().any():
+            col = targets[int(np.argmax(t.isna().to_numpy().any(axis=0)))]
+            raise DataError(
+                f"{path}: target column {col!r} has {int(t[col].isna().sum())} empty cell(s); "
+                "fix them or set data.dropna: true"
+            )
+        targets_arr = t.to_numpy() if len(targets) > 1 else t.iloc[:, 0].to_numpy()
+    else:
+        targets_arr = np.empty((len(X), 0))
+    return Dataset(X, targets_arr, feats, targets, {})
+
+
+def _columns(
+    path: Path, columns: list[str], target, features, need_target: bool
+) -> tuple[list[str], list[str]]:
+    """(feature columns, target columns present) as data.features and data.target name them."""
     targets = [target] if isinstance(target, str) else list(target or [])
     if need_target:
         if not targets:
@@ -108,12 +132,11 @@ def load_table(
         )
     if not feats:
         raise DataError(f"{path}: no feature columns besides the target")
-    present_targets = [t for t in targets if t in columns]
-    frame = frame[feats + present_targets]
-    if dropna:
-        frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
-        if frame.shape[0] == 0:
-            raise DataError(f"{path}: no rows left after data.dropna removed rows with empty cells")
+    return feats, [t for t in targets if t in columns]
+
+
+def _features(path: Path, frame, feats: list[str]) -> np.ndarray:
+    """The feature columns as a float64 matrix: numeric, every cell finite."""
     non_numeric = [c for c in feats if not _is_numeric(frame[c])]
     if non_numeric:
         raise DataError(
@@ -128,18 +151,7 @@ def load_table(
             f"{path}: column {feats[col]!r} has {int(bad[:, col].sum())} empty, NaN or Inf cell(s) "
             f"({int(bad.any(axis=1).sum())} row(s) in all); fix them or set data.dropna: true"
         )
-    if present_targets:
-        t = frame[present_targets]
-        if t.isna().to_numpy().any():
-            col = present_targets[int(np.argmax(t.isna().to_numpy().any(axis=0)))]
-            raise DataError(
-                f"{path}: target column {col!r} has {int(t[col].isna().sum())} empty cell(s); "
-                "fix them or set data.dropna: true"
-            )
-        targets_arr = t.to_numpy() if len(present_targets) > 1 else t.iloc[:, 0].to_numpy()
-    else:
-        targets_arr = np.empty((len(X), 0))
-    return Dataset(X, targets_arr, feats, present_targets, {})
+    return X
 
 
 def _is_numeric(col) -> bool:

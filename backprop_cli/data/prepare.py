@@ -117,20 +117,7 @@ def prepare(
             )
     if len(train) == 0:
         raise DataError(f"{where}: no rows left for training after the splits")
-    if standardize:
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below, by column
-            mean = ds.X[train].mean(axis=0)
-            scale = ds.X[train].std(axis=0)
-        scale[scale == 0] = 1.0  # a constant column stays constant (0), not NaN
-        bad = ~(np.isfinite(mean) & np.isfinite(scale))
-        if bad.any():
-            col = ds.feature_names[int(np.argmax(bad))]
-            raise DataError(
-                f"{where}: column {col!r} has values too large to standardize (its mean or "
-                "standard deviation overflows float64); rescale it"
-            )
-    else:
-        mean, scale = np.zeros(ds.X.shape[1]), np.ones(ds.X.shape[1])
+    mean, scale = _standardization(ds, train, standardize, where)
     y_all = encode_targets(ds.targets, loss, classes, where, dtype)
     Xs, ys, ids = {}, {}, {}
     for name, idx in (("train", train), ("val", val), ("test", tst)):
@@ -138,6 +125,25 @@ def prepare(
         ys[name] = y_all[idx]
         ids[name] = idx
     return Prepared(task, Xs, ys, mean, scale, classes, ds, ids)
+
+
+def _standardization(ds: Dataset, train: np.ndarray, standardize: bool, where: str):
+    """(mean, scale) of the training rows' features (scale 1 for a constant column), or the
+    identity (0, 1) without standardization."""
+    if not standardize:
+        return np.zeros(ds.X.shape[1]), np.ones(ds.X.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below, by column
+        mean = ds.X[train].mean(axis=0)
+        scale = ds.X[train].std(axis=0)
+    scale[scale == 0] = 1.0  # a constant column stays constant (0), not NaN
+    bad = ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():
+        col = ds.feature_names[int(np.argmax(bad))]
+        raise DataError(
+            f"{where}: column {col!r} has values too large to standardize (its mean or "
+            "standard deviation overflows float64); rescale it"
+        )
+    return mean, scale
 
 
 def apply_preprocessing(

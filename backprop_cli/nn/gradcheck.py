@@ -74,14 +74,7 @@ def gradcheck(
     analytic = net.grads.copy()
     numeric = np.empty_like(analytic)
     kinked = np.zeros(analytic.shape, dtype=bool)
-    checked = np.ones(analytic.shape, dtype=bool)
-    if max_per_tensor is not None:
-        offset = 0
-        for t in net.tensors():
-            if t.size > max_per_tensor:
-                checked[offset : offset + t.size] = False
-                checked[offset + rng.choice(t.size, max_per_tensor, replace=False)] = True
-            offset += t.size
+    checked = _entries_to_check(net, max_per_tensor, rng)
     p = net.params
 
     def cost() -> tuple[float, tuple]:
@@ -98,6 +91,24 @@ def gradcheck(
         numeric[i] = (c_plus - c_minus) / (2 * eps)
         kinked[i] = side_plus != side_minus
 
+    return _per_tensor(net, analytic, numeric, kinked, checked)
+
+
+def _entries_to_check(net: Network, max_per_tensor: int | None, rng) -> np.ndarray:
+    """A mask over the flat parameters: all of them, or ``max_per_tensor`` of each larger tensor."""
+    checked = np.ones(net.params.shape, dtype=bool)
+    if max_per_tensor is not None:
+        offset = 0
+        for t in net.tensors():
+            if t.size > max_per_tensor:
+                checked[offset : offset + t.size] = False
+                checked[offset + rng.choice(t.size, max_per_tensor, replace=False)] = True
+            offset += t.size
+    return checked
+
+
+def _per_tensor(net: Network, analytic, numeric, kinked, checked) -> list[TensorCheck]:
+    """The worst relative error of each tensor over its checked entries away from kinks."""
     results, offset = [], 0
     for name, t in zip(net.tensor_names(), net.tensors(), strict=True):
         sl = slice(offset, offset + t.size)

@@ -243,6 +243,11 @@ class Network:
         """a^L of the last forward pass."""
         return self._buffers[self._n].a[-1]
 
+    def last_pass(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """Copies of z^l, sigma(z^l) and a^l of every layer from the last forward pass."""
+        buf = self._buffers[self._n]
+        return [z.copy() for z in buf.z], [h.copy() for h in buf.h], [a.copy() for a in buf.a]
+
     def first_nonfinite_layer(self) -> str | None:
         """Where the last forward/backward pass first produced Inf or NaN, in the order computed."""
         buf = self._buffers[self._n]

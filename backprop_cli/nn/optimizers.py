@@ -53,6 +53,11 @@ class Optimizer:
         self._gwd = np.empty_like(params) if self.hyper.get("weight_decay") else None
 
     @property
+    def compiled(self) -> bool:
+        """Whether ``step`` runs the compiled kernel (fast.py) rather than NumPy (same bits)."""
+        return self._kernel is not None
+
+    @property
     def lr(self) -> float:
         return self.hyper["lr"]
 

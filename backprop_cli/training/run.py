@@ -288,7 +288,7 @@ class Run:
                 "python": platform.python_version(),
             },
             # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
-            "optimizer_update": "numpy" if self.opt._kernel is None else "compiled",
+            "optimizer_update": "compiled" if self.opt.compiled else "numpy",
         }
 
     def _best(self, rows: list[dict]) -> tuple[str, dict]:
