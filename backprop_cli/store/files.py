@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,20 +21,37 @@ import numpy as np
 from ..errors import OutputError
 
 
+TMP_MARK = ".tmp-"  # in every temporary file's name: .NAME.tmp-PID-RANDOM
+UMASK = os.umask(0o022)  # read once, at import (reading it means setting it), and put back
+os.umask(UMASK)
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write ``path`` through ``write(f)`` into a temporary file, fsync, then rename over it."""
+    """Write ``path`` through ``write(f)`` into a temporary file, fsync, then rename over it.
+
+    The temporary file is created new (O_CREAT | O_EXCL, which never follows a symlink) with
+    a random name beside ``path``, so nobody who can write to the directory can make it
+    overwrite another file; its name carries the PID, so stale ones can be cleaned up.
+    """
     path = Path(path)
     try:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    except ValueError:
-        raise OutputError(f"{path}: not written (not a file name)") from None
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.name}{TMP_MARK}{os.getpid()}-", dir=path.parent or "."
+        )
+    except (OSError, ValueError) as e:  # no such directory, no permission, a NUL byte, ...
+        reason = getattr(e, "strerror", None) or str(e)
+        raise OutputError(
+            f"{path}: not written ({reason}); the earlier version, if any, is untouched"
+        ) from None
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it 0600; a run's files are as any other
         os.replace(tmp, path)
-    except (OSError, ValueError) as e:  # a full disk, no permission, a NUL byte in the name, ...
+    except (OSError, ValueError) as e:  # a full disk, no permission, ...
         _remove(tmp)
         reason = getattr(e, "strerror", None) or str(e)
         raise OutputError(
@@ -43,13 +61,37 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         _remove(tmp)
         raise
     try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
+        dfd = os.open(tmp.parent, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            os.fsync(dfd)
         finally:
-            os.close(fd)
+            os.close(dfd)
     except OSError:
         pass
+
+
+def remove_stale_temp_files(directory: Path) -> list[Path]:
+    """Delete the temporary files in ``directory`` left by processes that no longer run (a
+    kill -9 during a write); the ones of a live process are its own. Returns those deleted."""
+    removed = []
+    for p in Path(directory).glob(f".*{TMP_MARK}*"):
+        pid = p.name.split(TMP_MARK, 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a PID: leave it
+    return True
 
 
 def _remove(tmp: Path) -> None:

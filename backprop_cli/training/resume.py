@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config import Config, key_path, read_config_file
 from ..errors import ConfigError, WeightsError
 from ..store import checkpoint
+from ..store.files import remove_stale_temp_files
 from ..store.rundir import CHECKPOINT, CONFIG, METRICS, RunFileError, read_metrics
 
 # Keys a resume may change: only how long to train (and where the files go).
@@ -71,6 +72,7 @@ def resume(run, out: str) -> None:
             f"{ckpt}: the checkpoint belongs to another model or data; start a new run"
         )
     tr.load_state_dict(arrays, state)
+    remove_stale_temp_files(d)  # a kill -9 in the middle of a write leaves one
     run.rows = read_rows(d / METRICS, state["epoch"], state.get("warnings", {}))
     run.dir = d
     run.resumed_from = state["epoch"]
