@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import OutputError
 
-
 TMP_MARK = ".tmp-"  # in every temporary file's name: .NAME.tmp-PID-RANDOM
 UMASK = os.umask(0o022)  # read once, at import (reading it means setting it), and put back
 os.umask(UMASK)
