@@ -20,7 +20,9 @@ from .data import (
     load_builtin,
     load_file,
     prepare,
+    table_columns,
 )
+from .data.dataset import name_list
 from .errors import ConfigError, DataError
 from .nn.losses import get_loss
 from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
@@ -115,12 +117,7 @@ def evaluate_model(
     """Loss, accuracy or R^2, and a confusion matrix for classification."""
     spec = model.spec
     if data is not None:
-        # The trained feature columns by name when the file has them all (in any order, other
-        # columns ignored); else the file's own columns, which must then be as many.
-        names = spec.feature_names or []
-        ds: Dataset = load_file(
-            data, spec.target, _present_features(Path(data), names) or _features(spec)
-        )
+        ds: Dataset = _read_rows(model, Path(data), need_target=True)
         X, targets, where = ds.X, ds.targets, f"{data} ({len(ds.X)} rows)"
     else:
         X, targets, where = _rebuild(model, split, dataset)
@@ -144,24 +141,12 @@ def evaluate_model(
     return result
 
 
-def _features(spec: WeightsSpec):
-    d = spec.data
-    if d is None:
-        return None
-    return d.features or (spec.feature_names if d.path else None)
-
-
 def predict_rows(model: Model, input_path: str, proba: bool = False):
     """A pandas DataFrame of predictions for the rows of ``input_path``, original labels restored."""
     import pandas as pd
 
     spec = model.spec
-    p = Path(input_path)
-    if p.suffix.lower() == ".npz":
-        ds = load_file(p)
-    else:
-        names = spec.feature_names or []
-        ds = load_file(p, None, _present_features(p, names), need_target=False)
+    ds = _read_rows(model, Path(input_path), need_target=False)
     _check_features(model, ds.X, str(input_path))
     out = predict_outputs(model, ds.X, str(input_path), ds.feature_names)
     if model.task == "classification":
@@ -178,23 +163,36 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
     return pd.DataFrame(out, columns=names)
 
 
-def _present_features(path: Path, names: list[str]) -> list[str] | None:
-    """The trained feature columns when the file has them all (a target column is then ignored)."""
-    import pandas as pd
+def _read_rows(model: Model, path: Path, need_target: bool) -> Dataset:
+    """The rows of a file to evaluate or predict, the trained feature columns taken BY NAME (in
+    any order; other columns, a target among them, ignored). By position only where names
+    cannot be had: an .npz's X, or a CSV without a header (every header cell a number), and
+    only when the count matches."""
+    spec = model.spec
+    if path.suffix.lower() == ".npz":
+        return load_file(path)
+    names = spec.feature_names or []
+    columns = table_columns(path)
+    if names and all(n in columns for n in names):
+        return load_file(path, spec.target if need_target else None, names, need_target=need_target)
+    if not need_target and columns and all(_is_number(c) for c in columns):
+        return load_file(path, None, None, need_target=False, header=False)
+    if not names:
+        return load_file(path, spec.target if need_target else None, None, need_target=need_target)
+    missing = [n for n in names if n not in columns]
+    raise DataError(
+        f"{path}: no column {missing[0]!r}, a feature the model was trained on "
+        f"({len(missing)} of its {len(names)} feature columns missing); columns are matched by "
+        f"name: rename or add them (the file has {name_list(columns)})"
+    )
 
+
+def _is_number(text: str) -> bool:
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            header = pq.read_schema(path).names
-        else:
-            header = pd.read_csv(
-                path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0
-            ).columns
-    except Exception:
-        return None  # load_file reports the real problem
-    cols = [str(c) for c in header]
-    return names if names and all(n in cols for n in names) else None
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def gate_failures(

@@ -55,6 +55,7 @@ training: {epochs: 2, batch_size: 16}
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # made on purpose
 XOR = CONFIGS / "xor.yaml"
 IRIS_CSV = ROOT / "datasets" / "iris.csv"
+IRIS_FEATURES = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"
 # A valid config of its own (the rows edit its text; the shipped configs may change).
 XOR_TEXT = """name: xor
 seed: 1
@@ -683,10 +684,10 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         ["odd.csv", "label 'daisy'", "not among the training classes", "setosa"],
     ),
     (
-        "eval-feature-count",
+        "eval-feature-missing",
         both(weights_bytes(lambda b: b), write("few.csv", "a,b,c,target\n1,2,3,setosa\n")),
         [*W, "--data", "few.csv"],
-        ["few.csv", "3 feature column(s)", "the network takes 4", "sepal_length_cm"],
+        ["few.csv", "no column 'sepal_length_cm'", "matched by name"],
     ),
     (
         "eval-data-missing",
@@ -695,22 +696,31 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         ["nope.csv", "not found"],
     ),
     (
-        "predict-feature-count",
+        "predict-feature-missing",
         both(weights_bytes(lambda b: b), write("few.csv", "a,b,c\n1,2,3\n")),
+        ["predict", "--weights", "w.npz", "--input", "few.csv"],
+        ["few.csv", "no column 'sepal_length_cm'", "matched by name"],
+    ),
+    (
+        "predict-headerless-feature-count",
+        both(weights_bytes(lambda b: b), write("few.csv", "1,2,3\n4,5,6\n")),
         ["predict", "--weights", "w.npz", "--input", "few.csv"],
         ["few.csv", "3 feature column(s)", "takes 4"],
     ),
     (
         "predict-input-beyond-float32",
-        both(weights_bytes(lambda b: b), write("x.csv", "a,b,c,d\n1,2,1e300,4\n")),
+        both(
+            weights_bytes(lambda b: b),
+            write("x.csv", f"{IRIS_FEATURES}\n1,2,1e300,4\n"),
+        ),
         ["predict", "--weights", "w.npz", "--input", "x.csv"],
-        ["x.csv", "column 'c'", "beyond float32 range"],
+        ["x.csv", "column 'petal_length_cm'", "beyond float32 range"],
     ),
     (
         "predict-nan-input",
-        both(weights_bytes(lambda b: b), write("x.csv", "a,b,c,d\n1,2,NaN,4\n")),
+        both(weights_bytes(lambda b: b), write("x.csv", f"{IRIS_FEATURES}\n1,2,NaN,4\n")),
         ["predict", "--weights", "w.npz", "--input", "x.csv"],
-        ["x.csv", "column 'c'", "NaN"],
+        ["x.csv", "column 'petal_length_cm'", "NaN"],
     ),
     # --- weights files
     ("weights-missing", nothing, W, ["w.npz", "weights file not found"]),

@@ -180,10 +180,14 @@ def test_predict_output_file_is_not_overwritten(digits_run, capsys, tmp_path):
 
 
 def test_predict_refuses_a_wrong_feature_count(digits_run, capsys, tmp_path):
-    (tmp_path / "few.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "few.csv").write_text("1,2\n3,4\n")  # no header: by position, 2 of 64
     code, _, err = run_cli(capsys, "predict", "-w", "runs/digits/weights.npz", "-i", "few.csv")
     assert code == 2
     assert_one_line_error(err, "few.csv", "2 feature", "64")
+    (tmp_path / "few.csv").write_text("a,b\n1,2\n")  # a header: by name
+    code, _, err = run_cli(capsys, "predict", "-w", "runs/digits/weights.npz", "-i", "few.csv")
+    assert code == 2
+    assert_one_line_error(err, "few.csv", "no column 'pixel_0_0'", "64 of its 64")
 
 
 def test_gradcheck_all_combinations(capsys):

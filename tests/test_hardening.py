@@ -64,3 +64,71 @@ def test_resume_removes_the_temp_files_of_dead_processes_only(capsys, tmp_path):
     assert code == 0, err
     assert not stale.exists() and live.exists()
     assert remove_stale_temp_files(Path(tmp_path / "r")) == []
+
+
+# ---------------------------------------------------------------------------- predict by name (0)
+
+TABLE_CONFIG = """name: vote
+data: {path: train.csv, target: vote, validation: 0.2, test: 0.0}
+model:
+  layers: [{units: 8, activation: tanh}, {units: 2, activation: softmax}]
+training: {epochs: 3, batch_size: 16}
+"""
+
+
+def _vote_table(rng, n: int = 200):
+    import numpy as np
+    import pandas as pd
+
+    income = rng.normal(50, 15, n)
+    age = rng.normal(40, 12, n)
+    vote = np.where(income + rng.normal(0, 10, n) > 50, "yes", "no")
+    return pd.DataFrame({"income": income, "age": age, "vote": vote})
+
+
+def test_predict_matches_columns_by_name_never_by_position(capsys, tmp_path):
+    """Dropping a feature from a file that still holds the target used to make predict read
+    the target as that feature (by position) and exit 0 with changed predictions."""
+    import numpy as np
+    import pandas as pd
+
+    table = _vote_table(np.random.default_rng(0))
+    table.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "c.yaml").write_text(TABLE_CONFIG)
+    code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    w = tmp_path / "run" / "weights.npz"
+
+    def predict(frame: pd.DataFrame, header: bool = True):
+        frame.to_csv(tmp_path / "in.csv", index=False, header=header)
+        code, out, err = run_cli(capsys, "predict", "-w", w, "-i", tmp_path / "in.csv", "--proba")
+        return code, out, err
+
+    code, reference, err = predict(table[["income", "age"]])
+    assert code == 0, err
+    code, out, _ = predict(table[["age", "vote", "income"]])  # reordered, target among them
+    assert code == 0 and out == reference
+    code, out, _ = predict(table[["income", "age"]], header=False)  # no header: by position
+    assert code == 0 and out == reference
+    for frame in (table[["age", "vote"]], table.rename(columns={"income": "earnings"})):
+        code, out, err = predict(frame)
+        assert code == 2 and out == ""
+        assert "no column 'income'" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "eval", "-w", w, "--data", tmp_path / "in.csv")
+    assert code == 2 and "no column 'income'" in err
+
+
+def test_eval_on_a_file_matches_a_builtin_models_columns_by_name(capsys, tmp_path):
+    """A model trained on a built-in (features x0, x1) used to take any file's columns by position."""
+    code, _, err = run_cli(capsys, "train", CONFIGS / "xor.yaml", "--out", tmp_path / "x", "-q")
+    assert code == 0, err
+    (tmp_path / "d.csv").write_text("a,b,class\n0,1,1\n1,1,0\n")
+    code, _, err = run_cli(
+        capsys, "eval", "-w", tmp_path / "x" / "weights.npz", "--data", tmp_path / "d.csv"
+    )
+    assert code == 2 and "no column 'x0'" in err
+    (tmp_path / "d.csv").write_text("x1,x0,class\n1,0,1\n1,1,0\n")
+    code, out, err = run_cli(
+        capsys, "eval", "-w", tmp_path / "x" / "weights.npz", "--data", tmp_path / "d.csv", "--json"
+    )
+    assert code == 0, err

@@ -3,7 +3,7 @@ them (``targets``), and the splits and standardization of a run (``prepare``).""
 
 from .builtin import describe_builtins, load_builtin
 from .dataset import Dataset, streams
-from .files import file_digest, load_file
+from .files import file_digest, load_file, table_columns
 from .prepare import Prepared, apply_preprocessing, load_dataset, prepare, split_indices
 from .targets import class_labels, encode_classes, encode_targets, regression_targets
 
@@ -22,5 +22,6 @@ __all__ = [
     "prepare",
     "regression_targets",
     "split_indices",
+    "table_columns",
     "streams",
 ]

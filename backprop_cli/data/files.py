@@ -25,7 +25,9 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_frame(path: Path):
+def _read_frame(path: Path, header: bool = True, rows: int | None = None):
+    """The file as a DataFrame (``rows``: only that many data rows); one DataError line when
+    it cannot be read. ``header`` False: the first row is data, the columns are 0, 1, ..."""
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -38,7 +40,7 @@ def _read_frame(path: Path):
                     f"{path}: reading Parquet needs pyarrow: pip install 'backprop-cli[parquet]'"
                 ) from None
         sep = "\t" if suffix == ".tsv" else ","
-        return pd.read_csv(path, sep=sep)
+        return pd.read_csv(path, sep=sep, header=0 if header else None, nrows=rows)
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -72,10 +74,12 @@ def load_table(
     features: list[str] | None,
     dropna: bool = False,
     need_target: bool = True,
+    header: bool = True,
 ) -> Dataset:
-    """Features and target columns of a CSV/TSV/Parquet file, checked column by column."""
+    """Features and target columns of a CSV/TSV/Parquet file, checked column by column.
+    ``header`` False: a CSV whose first row is data; its columns are named 0, 1, ..."""
     _check_path(path)
-    frame = _read_frame(path)
+    frame = _read_frame(path, header)
     if frame.shape[0] == 0:
         raise DataError(
             f"{path}: no data rows (only a header with columns {', '.join(map(str, frame.columns))})"
@@ -192,15 +196,29 @@ def load_npz(path: Path) -> Dataset:
     return Dataset(X.astype(np.float64), y, names, ["y"], {})
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a table file (its header), read without its rows."""
+    p = Path(path).expanduser()
+    _check_path(p)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return [str(c) for c in _read_frame(p).columns]
+    return [str(c) for c in _read_frame(p, rows=0).columns]
+
+
 def load_file(
-    path: str | Path, target=None, features=None, dropna: bool = False, need_target: bool = True
+    path: str | Path,
+    target=None,
+    features=None,
+    dropna: bool = False,
+    need_target: bool = True,
+    header: bool = True,
 ) -> Dataset:
     """A data file by its extension; its source records the absolute path and its sha256."""
     p = Path(path).expanduser()
     ds = (
         load_npz(p)
         if p.suffix.lower() == ".npz"
-        else load_table(p, target, features, dropna, need_target)
+        else load_table(p, target, features, dropna, need_target, header)
     )
     ds.source = {
         "path": str(p.resolve()),
