@@ -23,7 +23,7 @@ from .data import (
     table_columns,
 )
 from .data.dataset import name_list
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, DivergenceError
 from .nn.losses import get_loss
 from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.network import Network
@@ -124,7 +124,9 @@ def evaluate_model(
     _check_features(model, X, where)
     y = encode_targets(targets, spec.loss, spec.classes, where, model.net.dtype)
     Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype, where, spec.feature_names)
-    loss_value, out = model.net.evaluate(Xp, y, get_loss(spec.loss))
+    with np.errstate(all="ignore"):  # an overflow is reported below, as one line
+        loss_value, out = model.net.evaluate(Xp, y, get_loss(spec.loss))
+    _require_finite(model, Xp, out, where)
     result = {
         "weights": str(model.path),
         "data": where,
@@ -207,14 +209,14 @@ def gate_failures(
     if min_accuracy is not None:
         if "accuracy" not in result:
             raise ConfigError("--min-accuracy: this is a regression model; use --min-r2")
-        if result["accuracy"] < min_accuracy:
+        if not result["accuracy"] >= min_accuracy:  # NaN fails every gate
             failures.append(f"accuracy {result['accuracy']:.4f} < --min-accuracy {min_accuracy}")
     if min_r2 is not None:
         if "r2" not in result:
             raise ConfigError("--min-r2: this is a classification model; use --min-accuracy")
-        if result["r2"] < min_r2:
+        if not result["r2"] >= min_r2:
             failures.append(f"r2 {result['r2']:.4f} < --min-r2 {min_r2}")
-    if max_loss is not None and result["loss"] > max_loss:
+    if max_loss is not None and not result["loss"] <= max_loss:
         failures.append(f"loss {result['loss']:.4f} > --max-loss {max_loss}")
     return failures
 
@@ -225,7 +227,27 @@ def predict_outputs(
     """a^L (float64) for raw feature rows X, preprocessed as in training; with ``where``, a
     value beyond the network's dtype is a DataError naming its column."""
     Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype, where, names)
-    return model.net.predict(Xp).astype(np.float64)
+    with np.errstate(all="ignore"):  # an overflow is reported below, as one line
+        out = model.net.predict(Xp)
+    _require_finite(model, Xp, out, where or "the input")
+    return out.astype(np.float64)
+
+
+def _require_finite(model: Model, Xp: np.ndarray, out: np.ndarray, where: str) -> None:
+    """Outputs that overflowed are an error (exit 3) naming the first layer that did, never
+    NaN predictions or a NaN loss that a gate could pass."""
+    bad = ~np.isfinite(out).all(axis=1)
+    if not bad.any():
+        return
+    row = int(np.argmax(bad))
+    with np.errstate(all="ignore"):
+        model.net.forward(Xp[row : row + 1])
+    layer = model.net.first_nonfinite_layer() or "the output"
+    raise DivergenceError(
+        f"{where}: the network's output is not finite for {int(bad.sum())} row(s) (first: row "
+        f"{row}; it overflows {model.net.dtype} at {layer}); these weights cannot be used on "
+        "these rows"
+    )
 
 
 def boundary_data(run_dir: str | Path):

@@ -132,3 +132,64 @@ def test_eval_on_a_file_matches_a_builtin_models_columns_by_name(capsys, tmp_pat
         capsys, "eval", "-w", tmp_path / "x" / "weights.npz", "--data", tmp_path / "d.csv", "--json"
     )
     assert code == 0, err
+
+
+# ---------------------------------------------------------------------------- gates and NaN (4)
+
+
+def _rewritten(weights: Path, out: Path, **changes) -> Path:
+    """A copy of a weights file with arrays replaced (np.load: the spec is a plain string)."""
+    import numpy as np
+
+    with np.load(weights) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(changes)
+    np.savez(out, **arrays)
+    return out
+
+
+def test_outputs_that_overflow_fail_eval_and_predict_with_exit_3(capsys, tmp_path):
+    """Finite weights whose outputs overflow used to give loss null, passed: true, exit 0 (and
+    empty probability cells from predict)."""
+    import numpy as np
+
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    with np.load(tmp_path / "r" / "weights.npz") as z:
+        W1 = z["W1"]
+    # finite float32 weights (3e38 < 3.4e38) whose products overflow: z^1 = +-inf, a^1 = NaN
+    huge = np.full_like(W1, 3e38)
+    big = _rewritten(tmp_path / "r" / "weights.npz", tmp_path / "big.npz", W1=huge)
+    code, out, err = run_cli(capsys, "eval", "-w", big, "--max-loss", "0.5", "--json")
+    assert code == 3 and out == ""
+    assert err.count("\n") == 1 and "not finite" in err and "layer 1" in err
+    (tmp_path / "in.csv").write_text(
+        "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n5.1,3.5,1.4,0.2\n"
+    )
+    code, out, err = run_cli(
+        capsys, "predict", "-w", big, "-i", tmp_path / "in.csv", "--proba", "-o", tmp_path / "p.csv"
+    )
+    assert code == 3 and "not finite" in err and not (tmp_path / "p.csv").exists()
+
+
+def test_every_gate_fails_on_nan():
+    from backprop_cli.inference import gate_failures
+
+    nan = float("nan")
+    assert gate_failures({"loss": nan, "accuracy": 1.0}, max_loss=0.5)
+    assert gate_failures({"loss": 0.1, "accuracy": nan}, min_accuracy=0.5)
+    assert gate_failures({"loss": 0.1, "r2": nan}, min_r2=0.5)
+    assert gate_failures({"loss": 0.1, "accuracy": 0.9}, min_accuracy=0.5, max_loss=0.5) == []
+
+
+def test_float64_weights_beyond_a_float32_spec_are_refused_at_load(capsys, tmp_path):
+    import numpy as np
+
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    with np.load(tmp_path / "r" / "weights.npz") as z:
+        W0 = z["W0"].astype(np.float64)
+    W0[0, 0] = 1e300
+    bad = _rewritten(tmp_path / "r" / "weights.npz", tmp_path / "bad.npz", W0=W0)
+    code, _, err = run_cli(capsys, "eval", "-w", bad)
+    assert code == 2 and "W0 holds values beyond float32 range" in err

@@ -242,9 +242,15 @@ def load_weights(path: str | Path) -> tuple[WeightsSpec, dict[str, np.ndarray]]:
                     f"{path}: {name} has dtype {ar.dtype(name)}, expected float32 or float64"
                 )
         arrays = {name: ar.read(name) for name in expected}
+    top = np.finfo(spec.dtype).max
     for name, a in arrays.items():
         if not np.isfinite(a).all():
             raise WeightsError(f"{path}: {name} holds NaN or Inf values")
+        if name[0] in "Wb" and a.size and np.abs(a).max() > top:
+            raise WeightsError(
+                f"{path}: {name} holds values beyond {spec.dtype} range, the spec's dtype "
+                f"(largest {float(np.abs(a).max()):.3g})"
+            )
     if (arrays["x_scale"] <= 0).any():
         raise WeightsError(f"{path}: x_scale must be positive (it divides the features)")
     return spec, arrays
