@@ -193,3 +193,72 @@ def test_float64_weights_beyond_a_float32_spec_are_refused_at_load(capsys, tmp_p
     bad = _rewritten(tmp_path / "r" / "weights.npz", tmp_path / "bad.npz", W0=W0)
     code, _, err = run_cli(capsys, "eval", "-w", bad)
     assert code == 2 and "W0 holds values beyond float32 range" in err
+
+
+# ---------------------------------------------------------------------------- output to trust (8)
+
+
+def test_the_printed_resume_command_is_shell_quoted(tmp_path):
+    """A run directory named 'x;touch PWNED' used to give a resume command that ran touch."""
+    import shlex
+
+    from backprop_cli.config import load_config
+    from backprop_cli.training import Run
+
+    cfg = load_config(IRIS)
+    run = Run(cfg, str(IRIS), out=str(tmp_path / "x;touch PWNED"))
+    run.start()
+    message = str(run.interruption(IRIS, ["name=a b"]))
+    command = shlex.split(message.split("resume with: ")[1])
+    assert command[command.index("--out") + 1] == str(tmp_path / "x;touch PWNED")
+    assert command[-2:] == ["--set", "name=a b"]
+
+
+def _control_table(tmp_path) -> Path:
+    rows = ["a,b,label"] + [
+        f"{i % 7 / 7},{i % 5 / 5},{'[/x]' if i % 2 else 'ok' + chr(27) + '[31m'}" for i in range(60)
+    ]
+    (tmp_path / "ctl.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "ctl.yaml").write_text(
+        "name: ctl\ndata: {path: ctl.csv, target: label}\nmodel:\n  layers: [{units: 4, "
+        "activation: tanh}, {units: 2, activation: softmax}]\ntraining: {epochs: 2}\n"
+    )
+    return tmp_path / "ctl.yaml"
+
+
+def test_labels_from_data_reach_the_terminal_as_text(capsys, tmp_path):
+    """A class label '[/x]' used to crash eval's table (Rich markup: exit 70), and an escape
+    sequence in a label or column name reached the terminal raw."""
+    config = _control_table(tmp_path)
+    code, _, err = run_cli(capsys, "train", config, "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "eval", "-w", tmp_path / "run" / "weights.npz")
+    assert code == 0, err
+    assert "[/x]" in out and "\x1b" not in out and "ok\\x1b[31m" in out
+    code, out, err = run_cli(capsys, "trace", config)
+    assert code == 0 and "\x1b" not in out, err
+
+
+def test_an_empty_out_is_an_error(capsys):
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", "")
+    assert code == 2 and "--out: expected a directory path" in err
+
+
+def test_yaml_merge_keys_work(capsys, tmp_path):
+    (tmp_path / "m.yaml").write_text(
+        "data: {dataset: iris}\nmodel:\n  layers:\n    - &hidden {units: 16, activation: tanh}\n"
+        "    - <<: *hidden\n      units: 8\n    - {units: 3, activation: softmax}\n"
+    )
+    code, out, err = run_cli(capsys, "validate", tmp_path / "m.yaml", "--json")
+    assert code == 0, err
+    import json
+
+    layers = json.loads(out)["config"]["model"]["layers"]
+    assert [(x["units"], x["activation"]) for x in layers] == [
+        (16, "tanh"),
+        (8, "tanh"),
+        (3, "softmax"),
+    ]
+    (tmp_path / "m.yaml").write_text("data: {dataset: iris}\nmodel:\n  layers:\n    - <<: 3\n")
+    code, _, err = run_cli(capsys, "validate", tmp_path / "m.yaml")
+    assert code == 2 and "for merging" in err and err.count("\n") == 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..store.files import json_safe
 
@@ -43,21 +44,36 @@ def choose_mode(json_out: bool, quiet: bool, console: Console | None = None) -> 
     return "live" if console.is_terminal else "plain"
 
 
+def safe(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``), so that a column
+    name, a file name or a label from someone's data cannot move the cursor, recolour or
+    clear a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
+    """A value as a cell or in a line: numbers to ``digits`` places, text made ``safe``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}f}"
-    return str(value)
+    return safe(str(value))
+
+
+def text(value: Any) -> Text:
+    """A cell of a Rich table: ``fmt``'s text, never read as markup (a label '[/x]' is text)."""
+    return Text(fmt(value))
 
 
 def emit(text: str) -> None:
     """A line on stdout. When the reader has gone (`| head -1`), later output is dropped and the
     command carries on: a training run still finishes and writes its files."""
     try:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(safe(text) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -78,18 +94,18 @@ def note(message: str, mode: str) -> None:
 
 
 def print_error(message: str) -> None:
-    sys.stderr.write(f"error: {' '.join(message.split())}\n")  # always one line
+    sys.stderr.write(f"error: {safe(' '.join(message.split()))}\n")  # always one line
     sys.stderr.flush()
 
 
 def key_values(title: str, items: list[tuple[str, Any]], console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    console.print(f"[bold]{title}[/]", soft_wrap=True)
+    console.print(Text(safe(title), style="bold"), soft_wrap=True)
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for k, v in items:
-        table.add_row(k, fmt(v))
+        table.add_row(text(k), text(v))
     console.print(table)
 
 
@@ -105,7 +121,7 @@ def table(
     for c in columns:
         t.add_column(c, justify="left" if c in LEFT_COLUMNS else "right")
     for i, r in enumerate(rows):
-        t.add_row(*(fmt(v) for v in r), style=(styles[i] if styles else None))
+        t.add_row(*(text(v) for v in r), style=(styles[i] if styles else None))
     console.print(t)
 
 
@@ -115,14 +131,13 @@ def confusion(classes: list, cm, console: Console | None = None) -> None:
     t = Table(header_style="bold")
     t.add_column("")
     for c in classes:
-        t.add_column(str(c), justify="right")
-    for c, row in zip(classes, cm, strict=True):
+        t.add_column(text(c), justify="right")
+    for i, (c, row) in enumerate(zip(classes, cm, strict=True)):
         t.add_row(
-            str(c),
+            text(c),
             *(
                 f"[bold green]{v}[/]" if i == j else (str(v) if v else "[dim]0[/]")
                 for j, v in enumerate(row)
-                for i in [classes.index(c)]
             ),
         )
     console.print(t)

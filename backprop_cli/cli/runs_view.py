@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 # The table's columns (sort keys) and headers; --json has every column (test_*, task, path).
 RUN_TABLE = {
     "name": "name",
@@ -19,12 +21,12 @@ def _run_cells(r: dict) -> dict[str, str]:
 
     metric = r["val_accuracy"] if r["val_accuracy"] is not None else r["val_r2"]
     return {
-        "name": r["name"],
+        "name": fmt(r["name"]),
         "date": r["date"][:16].replace("T", " "),  # minutes tell runs apart; --json has seconds
         "epochs": fmt(r["epochs"]),
         "val_loss": fmt(r["val_loss"]),
         "val_metric": fmt(metric),
-        "stop_reason": (r["stop_reason"] or "-").replace("_", " "),
+        "stop_reason": fmt((r["stop_reason"] or "-").replace("_", " ")),
         "time_s": f"{r['time_s']:.1f}s" if r["time_s"] is not None else "-",
     }
 
@@ -60,5 +62,5 @@ def render_runs(rows: list[dict], title: str) -> None:
             min_width=min(width, 12) if c == "name" else width,
         )
     for row in cells:
-        t.add_row(*row.values())
+        t.add_row(*(Text(v) for v in row.values()))
     Console(highlight=False).print(t)

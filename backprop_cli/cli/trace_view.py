@@ -23,6 +23,15 @@ def json_order(t: dict) -> dict:
     }
 
 
+def _plain(text: str) -> str:
+    """Text from the user's files (a path, a label) inside a Rich markup line: shown as it is."""
+    from rich.markup import escape
+
+    from .console import safe
+
+    return escape(safe(str(text)))
+
+
 def _num(v) -> str:
     return f"{float(v):.4g}"
 
@@ -94,11 +103,13 @@ def _header(out, t: dict) -> None:
         else f"training rows {t['sample']}-{t['sample'] + n - 1}"
     )
     source = (
-        f"parameters from {t['weights']}"
+        f"parameters from {_plain(t['weights'])}"
         if t["weights"]
         else "the config's initial weights (its seed)"
     )
-    out(f"[bold]trace of {t['config']}[/]: {rows_text} ({n} row(s)), {t['dtype']}, {source}")
+    out(
+        f"[bold]trace of {_plain(t['config'])}[/]: {rows_text} ({n} row(s)), {t['dtype']}, {source}"
+    )
     sizes = "-".join(str(s) for s in t["sizes"])
     acts = ", ".join(lay["activation"] + (" residual" if lay["residual"] else "") for lay in layers)
     out(f"network {sizes} ({acts}), loss {t['loss']}", soft_wrap=True)
@@ -131,7 +142,10 @@ def _input(out, t: dict) -> None:
         label = t["targets"][i]
         raw = ", ".join(_num(v) for v in t["raw_x"][i][:SHOWN])
         more = ", …" if len(t["raw_x"][i]) > SHOWN else ""
-        out(f"  dataset row {row}: features [{raw}{more}], target {label!r}", style="dim")
+        out(
+            f"  dataset row {row}: features \\[{raw}{more}], target {_plain(repr(label))}",
+            style="dim",
+        )
     out(_vector_table(_per_row("x", x, n), x.shape[1]))
     y = t["y"]
     if t["loss"] == "cross_entropy":

@@ -35,6 +35,8 @@ def train(
     from .training_view import TrainingView, training_summary
 
     cfg = load_config(config, set_)
+    if out is not None and not out.strip():
+        raise ConfigError(f"--out: expected a directory path (got {out!r})")
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
     run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)

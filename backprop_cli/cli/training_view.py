@@ -10,10 +10,11 @@ import sys
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .console import emit, fmt, json_line
+from .console import emit, fmt, json_line, safe
 
 MAX_LIVE_ROWS = 15
 MAIN_COLUMNS = (
@@ -147,7 +148,7 @@ class TrainingView:
         if self.live is not None:
             for w in warnings:
                 self.live.console.print(
-                    f"[bold yellow]warning:[/] {w}", soft_wrap=True, highlight=False
+                    f"[bold yellow]warning:[/] {escape(safe(w))}", soft_wrap=True, highlight=False
                 )
             self.rows.append(record)
             self.live.update(self._group())

@@ -93,8 +93,12 @@ def _check_node_graph(root) -> None:
 
 
 def _construct_mapping(loader, node, deep=False):
+    """A mapping whose own keys are each given once; merge keys (``<<: *anchor``) work as YAML
+    says: the merged mapping's keys first, the node's own keys override them."""
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             hash(key)
@@ -109,6 +113,7 @@ def _construct_mapping(loader, node, deep=False):
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
         seen.add(key)
+    loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
 
 

@@ -246,9 +246,10 @@ class Run:
             if done
             else f"no epoch had completed in {self.dir}"
         )
-        again = f"backprop train {config} --out {self.dir} --resume" + "".join(
-            f" --set {shlex.quote(s)}" for s in overrides
+        again = (
+            f"backprop train {shlex.quote(str(config))} --out {shlex.quote(str(self.dir))} --resume"
         )
+        again += "".join(f" --set {shlex.quote(s)}" for s in overrides)
         return Interrupted(f"interrupted during epoch {done + 1}; {kept}; resume with: {again}")
 
     # ------------------------------------------------------------------ summary
