@@ -262,3 +262,93 @@ def test_yaml_merge_keys_work(capsys, tmp_path):
     (tmp_path / "m.yaml").write_text("data: {dataset: iris}\nmodel:\n  layers:\n    - <<: 3\n")
     code, _, err = run_cli(capsys, "validate", tmp_path / "m.yaml")
     assert code == 2 and "for merging" in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------- exit 2, not 70 (7)
+
+
+def test_a_5000_digit_integer_is_bad_input(capsys, tmp_path):
+    digits = "1" + "0" * 5000
+    (tmp_path / "c.yaml").write_text(IRIS.read_text().replace("seed: 0", f"seed: {digits}"))
+    code, _, err = run_cli(capsys, "validate", tmp_path / "c.yaml")
+    assert code == 2 and "more than 4300 digits" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "validate", IRIS, "--set", f"seed={digits}")
+    assert code == 2 and "more than 4300 digits" in err
+
+
+def test_a_fifo_as_config_is_refused_without_hanging(capsys, tmp_path):
+    os.mkfifo(tmp_path / "c.yaml")
+    code, _, err = run_cli(capsys, "validate", tmp_path / "c.yaml")
+    assert code == 2 and "not a regular file" in err
+
+
+def test_runs_skips_a_fifo_and_a_deeply_nested_summary(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", tmp_path / "runs" / "good", "-q")
+    assert code == 0, err
+    (tmp_path / "runs" / "deep").mkdir()
+    (tmp_path / "runs" / "deep" / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "runs" / "pipe").mkdir()
+    os.mkfifo(tmp_path / "runs" / "pipe" / "summary.json")
+    code, out, err = run_cli(capsys, "runs", tmp_path / "runs", "--json")
+    assert code == 0, err
+    assert [json_line["name"] for json_line in map(__import__("json").loads, out.splitlines())] == [
+        "good"
+    ]
+    assert "deep/summary.json: skipped" in err and "pipe/summary.json: skipped" in err
+
+
+def test_a_checkpoint_claiming_a_huge_step_count_is_bad_input(capsys, tmp_path):
+    import json
+
+    import numpy as np
+
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    ckpt = tmp_path / "r" / "checkpoint.npz"
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    state = json.loads(str(arrays["state"]))
+    state["opt_t"] = 10**400
+    arrays["state"] = np.array(json.dumps(state))
+    np.savez(ckpt, **arrays)
+    code, _, err = run_cli(
+        capsys, "train", IRIS, "--out", tmp_path / "r", "--resume", "--set", "training.epochs=99"
+    )
+    assert code == 2 and "opt_t" in err and err.count("\n") == 1
+
+
+def _backprop(*args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "backprop_cli", *map(str, args)], capture_output=True, **kw
+    )
+
+
+def test_a_closed_or_full_stdout_does_not_stop_training(tmp_path):
+    for name, stdout in (("full", open(os.devnull.replace("null", "full"), "w")), ("closed", None)):
+        out = tmp_path / name
+        cmd = [sys.executable, "-m", "backprop_cli", "train", str(IRIS), "--out", str(out)]
+        if stdout is None:  # >&-: the child starts with file descriptor 1 closed
+            proc = subprocess.run(cmd, stderr=subprocess.PIPE, close_fds=True, pass_fds=(),
+                                  preexec_fn=lambda: os.close(1))  # fmt: skip
+        else:
+            with stdout:
+                proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE)
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert (out / "summary.json").exists() and (out / "weights.npz").exists()
+
+
+def test_eval_into_head_exits_quietly_with_its_own_code(tmp_path):
+    """`eval | head -1` used to exit 1 with no message (click's broken-pipe exit)."""
+    code = _backprop("train", IRIS, "--out", tmp_path / "r", "-q").returncode
+    assert code == 0
+    for args, want in (([], 0), (["--max-loss", "0.0000001"], 1)):
+        read, write = os.pipe()
+        os.close(read)  # the reader has gone before the first line, as after head -1
+        with os.fdopen(write, "wb") as stdout:
+            proc = subprocess.run(
+                [sys.executable, "-m", "backprop_cli", "eval", "-w", str(tmp_path / "r" / "weights.npz"), *args],
+                stdout=stdout, stderr=subprocess.PIPE,
+            )  # fmt: skip
+        err = proc.stderr.decode()
+        assert proc.returncode == want, err
+        assert "Traceback" not in err and err.count("\n") == want  # the gate's one line

@@ -13,6 +13,8 @@ tables, errors), ``training_view`` (the live epoch table), ``trace_view``, ``swe
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turn every error into one stderr line and an exit code."""
     from ..errors import BackpropError
 
+    real_stdout, sys.stdout = sys.stdout, SafeStdout(sys.stdout)
     try:
         code = app(args=argv, standalone_mode=False)
         if code == 130:  # typer turns a KeyboardInterrupt outside training into a return of 130
@@ -62,6 +65,54 @@ def main(argv: list[str] | None = None) -> int:
             f"internal error ({type(e).__name__}: {e}); this is a bug, rerun with --debug for the traceback",
         )
         return EXIT_INTERNAL
+    finally:
+        sys.stdout = real_stdout
+
+
+class SafeStdout:
+    """sys.stdout while a command runs: when the reader has gone (``| head -1``), the disk is
+    full (``> /dev/full``) or stdout was closed (``>&-``), further output is dropped and the
+    command carries on to its own exit code: a run still trains and writes its files (they
+    are the record), eval still applies its gates."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.lost = stream is None
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):  # EPIPE, ENOSPC, EBADF; a closed file
+                self._lose()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._lose()
+
+    def _lose(self) -> None:
+        """Point the file descriptor at /dev/null, so Python's flush at exit cannot fail."""
+        self.lost = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def isatty(self) -> bool:
+        return not self.lost and self._stream.isatty()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def __getattr__(self, name: str):
+        if self._stream is None:
+            raise AttributeError(name)
+        return getattr(self._stream, name)
 
 
 def _report(exc: BaseException, message: str) -> None:

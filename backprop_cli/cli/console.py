@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from typing import Any
 
@@ -70,15 +69,10 @@ def text(value: Any) -> Text:
 
 
 def emit(text: str) -> None:
-    """A line on stdout. When the reader has gone (`| head -1`), later output is dropped and the
-    command carries on: a training run still finishes and writes its files."""
-    try:
-        sys.stdout.write(safe(text) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    """A line on stdout, flushed (stdout is the CLI's SafeStdout: when the reader has gone, a
+    line is dropped and the command carries on)."""
+    sys.stdout.write(safe(text) + "\n")
+    sys.stdout.flush()
 
 
 def json_line(obj: dict) -> None:

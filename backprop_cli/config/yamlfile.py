@@ -3,7 +3,11 @@ duplicate keys refused, and every syntax error as one line with its line and col
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +141,11 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: {where}{' '.join(what.split())}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
+    except ValueError:  # Python's bound on the digits of an integer read from text
+        raise ConfigError(
+            f"{source}: a number with more than {sys.get_int_max_str_digits()} digits; "
+            "a config needs a few"
+        ) from None
 
 
 def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
@@ -145,7 +154,7 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
     try:
         if p.is_dir():
             raise ConfigError(f"{path}: is a directory, expected a YAML {what}")
-        with p.open("rb") as f:
+        with open(p, "rb", opener=_open_regular) as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: {what} not found") from None
@@ -159,6 +168,16 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> Any:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     return parse_yaml(text, str(path))
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """Open without blocking on a FIFO, then refuse anything but a regular file (a FIFO or a
+    device would hang the read or never end)."""
+    fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return fd
 
 
 def read_config_file(path: str | Path) -> dict:

@@ -15,6 +15,7 @@ from ..errors import WeightsError
 from .files import json_default, write_npz
 from .npz import NpzReader, npz_errors, read_json_member, require_file
 
+MAX_COUNT = 2**53  # epochs, steps, rollbacks: far beyond any run, and exact as a float
 _SCHEDULE_STATE = {"scale", "best", "num_bad_epochs", "cooldown_counter", "plateau_lr"}
 
 
@@ -80,8 +81,8 @@ def _check_state(state, path: Path, rng_names: list[str]) -> None:
             f"{path}: the training state is not a mapping; the checkpoint is damaged"
         )
     for key in ("epoch", "opt_t", "rollbacks"):
-        if not _int(state.get(key)) or state[key] < 0:
-            raise bad(key, "an integer >= 0")
+        if not _int(state.get(key)) or not 0 <= state[key] <= MAX_COUNT:
+            raise bad(key, f"an integer from 0 to {MAX_COUNT}")
     if not _number(state.get("lr")) or state["lr"] < 0:
         raise bad("lr", "a number >= 0")
     if not isinstance(state.get("stopped_early"), bool):
@@ -100,7 +101,9 @@ def _check_state(state, path: Path, rng_names: list[str]) -> None:
         isinstance(early, dict)
         and isinstance(early.get("best"), int | float)
         and _int(early.get("best_epoch"))
+        and 0 <= early["best_epoch"] <= state["epoch"]
         and _int(early.get("wait"))
+        and 0 <= early["wait"] <= MAX_COUNT
     ):
         raise bad("early", "best, best_epoch and wait")
     rngs = state.get("rngs")

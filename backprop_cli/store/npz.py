@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,8 @@ def require_file(path: Path, what: str) -> None:
         ) from None
     if stat.S_ISDIR(st.st_mode):
         raise WeightsError(f"{path}: is a directory, expected a {what} (.npz)")
+    if not stat.S_ISREG(st.st_mode):
+        raise WeightsError(f"{path}: not a regular file, expected a {what} (.npz)")
 
 
 def read_json_member(path: Path, ar: NpzReader, name: str, what: str) -> Any:
@@ -170,10 +173,11 @@ def read_json_member(path: Path, ar: NpzReader, name: str, what: str) -> Any:
     text = str(ar.read(name)[()])
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        why = (
-            f"{e.msg} at char {e.pos}"
-            if isinstance(e, json.JSONDecodeError)
-            else "nested too deeply"
-        )
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        if isinstance(e, json.JSONDecodeError):
+            why = f"{e.msg} at char {e.pos}"
+        elif isinstance(e, RecursionError):
+            why = "nested too deeply"
+        else:
+            why = f"a number of more than {sys.get_int_max_str_digits()} digits"
         raise WeightsError(f"{path}: the {what} is not valid JSON ({why})") from None

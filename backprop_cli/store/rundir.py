@@ -16,6 +16,8 @@ import csv
 import io
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 from ..errors import DataError
@@ -76,6 +78,8 @@ def read_metrics(path: str | Path) -> list[dict]:
     if path.is_dir():
         path = path / METRICS
     try:
+        if path.exists() and not path.is_file():  # a FIFO would hang the read
+            raise RunFileError(f"{path}: not a regular file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RunFileError(f"{path.parent}: no {METRICS}; not a run directory") from None
@@ -118,10 +122,14 @@ def read_summary(run_dir: str | Path) -> dict:
     """RUN_DIR/summary.json as a mapping."""
     path = Path(run_dir) / SUMMARY
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would hang the read
+            raise RunFileError(f"{path}: unreadable (not a regular file)")
         with open(path, "rb") as f:
             data = json.loads(f.read(MAX_SUMMARY_BYTES))
     except FileNotFoundError:
         raise RunFileError(f"{run_dir}: no {SUMMARY}") from None
+    except RecursionError:
+        raise RunFileError(f"{path}: unreadable (nested too deeply)") from None
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
         reason = getattr(e, "strerror", None) or " ".join(str(e).split())[:120]
         raise RunFileError(f"{path}: unreadable ({reason})") from None
