@@ -14,6 +14,7 @@ import numpy as np
 from .data import (
     Dataset,
     apply_preprocessing,
+    builtin_features,
     encode_classes,
     encode_targets,
     file_digest,
@@ -28,6 +29,7 @@ from .nn.losses import get_loss
 from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.network import Network
 from .store.weights import WeightsSpec, load_weights, network_from_weights
+from .system import available_memory, gigabytes
 
 SPLITS = ("test", "val", "train")
 
@@ -74,6 +76,7 @@ def training_data(model: Model, dataset: str | None = None) -> tuple[Dataset, st
     same = dataset is None or dataset == d.dataset
     if dataset is not None or d.dataset:
         name = dataset or d.dataset
+        _check_builtin_first(model, name, d.n_samples if same else None)
         ds = load_builtin(name, spec.seed, d.n_samples if same else None, d.noise if same else None)
         return ds, f"dataset {name}"
     path = Path(d.source.get("path") or d.path or "")
@@ -87,6 +90,23 @@ def training_data(model: Model, dataset: str | None = None) -> tuple[Dataset, st
             "rebuilt; pass --data FILE to evaluate on all of its rows"
         )
     return load_file(path, d.target, d.features, d.dropna), str(path)
+
+
+def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None:
+    """What can be known of a built-in before generating it (a spec may claim 10 million
+    rows): its features must be the network's, its rows must fit in memory."""
+    features = builtin_features(name)
+    if len(features) != model.spec.sizes[0]:
+        raise DataError(
+            f"dataset {name}: {len(features)} feature column(s), but the network takes "
+            f"{model.spec.sizes[0]}; it was not trained on {name}"
+        )
+    need, have = (n_samples or 0) * (len(features) + 1) * 8 * 3, available_memory()
+    if have is not None and need > have:
+        raise DataError(
+            f"{model.path}: the spec's data.n_samples ({n_samples:,}) needs about "
+            f"{gigabytes(need)} to regenerate, more than the {gigabytes(have)} available"
+        )
 
 
 def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray, np.ndarray, str]:

@@ -352,3 +352,87 @@ def test_eval_into_head_exits_quietly_with_its_own_code(tmp_path):
         err = proc.stderr.decode()
         assert proc.returncode == want, err
         assert "Traceback" not in err and err.count("\n") == want  # the gate's one line
+
+
+# ---------------------------------------------------------------------------- resources (6)
+
+HUGE = """name: huge
+data: {dataset: iris}
+model:
+  layers: [{units: 46000}, {units: 46000}, {units: 3, activation: softmax}]
+"""
+
+
+def test_a_network_that_cannot_fit_in_memory_is_refused_before_it_is_built(capsys, tmp_path):
+    """Two 46,000-unit layers (under the 2^31-parameter bound) used to make validate grow to
+    22 GB; now the memory the config implies is weighed against what is available."""
+    import tracemalloc
+
+    (tmp_path / "huge.yaml").write_text(HUGE)
+    tracemalloc.start()
+    try:
+        code, _, err = run_cli(capsys, "validate", tmp_path / "huge.yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2 and "GB of memory available" in err and "2,116,414,003 parameters" in err
+    assert peak < 100e6
+
+
+def test_the_memory_bound_counts_the_optimizer_and_the_batch(monkeypatch, capsys):
+    from backprop_cli.config import load_config
+    from backprop_cli.training import build
+
+    cfg = load_config(IRIS)
+    sgd = load_config(IRIS, ["optimizer.name=sgd"])
+    big_batch = load_config(IRIS, ["training.batch_size=1000"])
+    need = build.training_memory(cfg, 4, 1000)
+    assert build.training_memory(sgd, 4, 1000) < need  # one state buffer, Adam's three
+    assert build.training_memory(big_batch, 4, 1000) > need
+    monkeypatch.setattr(build, "available_memory", lambda: need - 1)
+    code, _, err = run_cli(capsys, "validate", IRIS)
+    assert code == 2 and "more than the" in err
+    monkeypatch.setattr(build, "available_memory", lambda: need)
+    code, _, err = run_cli(capsys, "validate", IRIS)
+    assert code == 0, err
+
+
+def test_a_table_of_20000_columns_loads(capsys, tmp_path):
+    """The column checks were quadratic (minutes for 10^5 columns); they are sets now."""
+    n = 20_000
+    header = ",".join(f"c{i}" for i in range(n)) + ",y\n"
+    rows = "".join(
+        ",".join(str((i * j) % 3) for i in range(n)) + f",{'ab'[j % 2]}\n" for j in range(20)
+    )
+    (tmp_path / "wide.csv").write_text(header + rows)
+    (tmp_path / "w.yaml").write_text(
+        "data: {path: wide.csv, target: y, validation: 0.2, test: 0.2}\n"
+        "model: {layers: [{units: 2, activation: softmax}]}\n"
+    )
+    code, out, err = run_cli(capsys, "validate", tmp_path / "w.yaml")
+    assert code == 0 and f"{n * 2 + 2} parameters" in out, err
+
+
+def test_eval_checks_a_built_in_before_regenerating_it(capsys, tmp_path):
+    """A spec claiming n_samples: 10^7 of another dataset used to regenerate 870 MB first."""
+    import json
+    import tracemalloc
+
+    import numpy as np
+
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    with np.load(tmp_path / "r" / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    spec = json.loads(str(arrays["spec"]))
+    spec["data"].update(dataset="xor", n_samples=10_000_000)
+    arrays["spec"] = np.array(json.dumps(spec))
+    np.savez(tmp_path / "forged.npz", **arrays)
+    tracemalloc.start()
+    try:
+        code, _, err = run_cli(capsys, "eval", "-w", tmp_path / "forged.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2 and "dataset xor: 2 feature column(s)" in err
+    assert peak < 50e6

@@ -1,13 +1,14 @@
 """Data: the built-in datasets (``builtin``), data files (``files``), targets as the losses take
 them (``targets``), and the splits and standardization of a run (``prepare``)."""
 
-from .builtin import describe_builtins, load_builtin
+from .builtin import builtin_features, describe_builtins, load_builtin
 from .dataset import Dataset, streams
 from .files import file_digest, load_file, table_columns
 from .prepare import Prepared, apply_preprocessing, load_dataset, prepare, split_indices
 from .targets import class_labels, encode_classes, encode_targets, regression_targets
 
 __all__ = [
+    "builtin_features",
     "Dataset",
     "Prepared",
     "apply_preprocessing",

@@ -95,6 +95,19 @@ _GENERATORS = {
 }
 
 
+GENERATED_FEATURES = {"xor": 2, "moons": 2, "circles": 2, "spirals": 2, "friedman": 10}
+
+
+def builtin_features(name: str) -> list[str]:
+    """The feature names of a built-in, known without generating or reading its rows."""
+    if name in GENERATED_FEATURES:
+        return [f"x{i}" for i in range(GENERATED_FEATURES[name])]
+    if name in CSV_BUILTINS:
+        header = (datasets_dir() / f"{name}.csv").open(encoding="utf-8").readline()
+        return [c for c in header.strip().split(",") if c != "target"]
+    raise DataError(f"unknown dataset {name!r}; built-ins are {', '.join(BUILTIN_DATASETS)}")
+
+
 def load_builtin(
     name: str, seed: int, n_samples: int | None = None, noise: float | None = None
 ) -> Dataset:

@@ -86,7 +86,8 @@ def load_table(
         )
     frame.columns = [str(c) for c in frame.columns]
     feats, targets = _columns(path, list(frame.columns), target, features, need_target)
-    frame = frame[feats + targets]
+    if list(frame.columns) != feats + targets:  # each selection costs a pass over the columns
+        frame = frame[feats + targets]
     if dropna:
         frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
         if frame.shape[0] == 0:
@@ -122,26 +123,30 @@ def _columns(
                 f"{path}: no target column {missing[0]!r}; the columns are {name_list(columns)}"
             )
     feats = list(features) if features else [c for c in columns if c not in targets]
+    seen: set[str] = set()  # sets, not list scans: a file may have 100,000 columns
     for f in feats:
         if f in targets:
             raise DataError(
                 f"{path}: column {f!r} is the target; it cannot be a feature too (data.features)"
             )
-        if feats.count(f) > 1:
+        if f in seen:
             raise DataError(f"{path}: data.features lists column {f!r} twice")
-    missing = [f for f in feats if f not in columns]
+        seen.add(f)
+    present = set(columns)
+    missing = [f for f in feats if f not in present]
     if missing:
         raise DataError(
             f"{path}: no feature column {missing[0]!r}; the columns are {name_list(columns)}"
         )
     if not feats:
         raise DataError(f"{path}: no feature columns besides the target")
-    return feats, [t for t in targets if t in columns]
+    return feats, [t for t in targets if t in present]
 
 
 def _features(path: Path, frame, feats: list[str]) -> np.ndarray:
     """The feature columns as a float64 matrix: numeric, every cell finite."""
-    non_numeric = [c for c in feats if not _is_numeric(frame[c])]
+    dtypes = frame.dtypes[feats]  # one look at the types; frame[c] per column is slow
+    non_numeric = [c for c, dt in zip(feats, dtypes, strict=True) if not _is_numeric(dt)]
     if non_numeric:
         raise DataError(
             f"{path}: feature column(s) {name_list(non_numeric)} are not numeric; "
@@ -158,10 +163,10 @@ def _features(path: Path, frame, feats: list[str]) -> np.ndarray:
     return X
 
 
-def _is_numeric(col) -> bool:
+def _is_numeric(dtype) -> bool:
     import pandas as pd
 
-    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def load_npz(path: Path) -> Dataset:

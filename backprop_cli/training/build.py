@@ -11,13 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Config, architecture_problem, task_of
+from ..config import Config, architecture_problem, parameter_count, task_of
 from ..data import Prepared, load_dataset, prepare, streams
 from ..errors import ConfigError
 from ..nn.losses import Loss, get_loss
 from ..nn.network import Network
-from ..nn.optimizers import Optimizer, make_optimizer
+from ..nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from ..nn.schedules import Schedule
+from ..system import available_memory, gigabytes
+
+EVAL_CHUNK = 4096  # rows per forward pass when a split is evaluated (Network.evaluate's chunk)
 
 
 def build_network(cfg: Config, n_inputs: int, rng: np.random.Generator) -> Network:
@@ -135,12 +138,42 @@ class Setup:
         return task_of(self.cfg.loss)
 
 
+def training_memory(cfg: Config, n_features: int, n_train: int) -> int:
+    """Bytes a run of this config allocates beyond its data, at most: the flat parameters and
+    every buffer of their size (gradients, the optimizer's state and scratch, the best
+    epoch's and the epoch-start copies, a rollback snapshot), plus each layer's activations
+    and gradients for a batch and for an evaluation chunk."""
+    itemsize = np.dtype(cfg.model.dtype).itemsize
+    widths = [n_features, *(layer.units for layer in cfg.model.layers)]
+    n_state = len(OPTIMIZERS[cfg.optimizer.name].state_names)
+    copies = 2 + n_state + 2 + (1 if cfg.training.early_stopping else 0) + 1 + (1 + n_state)
+    batch = min(cfg.batch_size or n_train, max(n_train, 1))
+    rows = 6 * batch + 3 * EVAL_CHUNK  # z, h, a, gradients, masks; evaluation in chunks
+    return itemsize * (parameter_count(widths) * copies + sum(widths[1:]) * rows)
+
+
+def check_memory(cfg: Config, prep: Prepared, source: str) -> None:
+    """Refuse a config whose network would not fit in the memory available, with the numbers,
+    before anything of its size is allocated."""
+    need = training_memory(cfg, prep.n_features, len(prep.X["train"]))
+    have = available_memory()
+    if have is not None and need > have:
+        n = parameter_count([prep.n_features, *(layer.units for layer in cfg.model.layers)])
+        raise ConfigError(
+            f"{source}: model.layers: training this network needs about {gigabytes(need)} "
+            f"({n:,} parameters in {cfg.model.dtype}, {cfg.optimizer.name}'s state, activations "
+            f"for batches of {cfg.batch_size or 'all'} rows), more than the {gigabytes(have)} "
+            "of memory available; use fewer or narrower layers, or a smaller batch_size"
+        )
+
+
 def setup(cfg: Config, source: str, prep: Prepared | None = None) -> Setup:
     """Load and check the config's data (or use ``prep``), then build its network and loss."""
     rngs = streams(cfg.seed)
     if prep is None:
         prep = load_prepared(cfg, source)
     check_against_data(cfg, prep, source)
+    check_memory(cfg, prep, source)
     net = build_network(cfg, prep.n_features, rngs["init"])
     return Setup(cfg, prep, net, get_loss(cfg.loss), rngs)
 
