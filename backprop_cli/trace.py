@@ -17,8 +17,8 @@ x. Then the configured optimizer takes one step from these gradients (a fresh op
 its first step, with clipping as the trainer applies it) and the change it makes to each
 W^l and b^l is reported; the parameters are restored afterwards.
 
-Everything is returned as plain data (NumPy arrays in the config's dtype); ``jsonable``
-turns it into lists for --json. Nothing here prints.
+Everything is returned as plain data (NumPy arrays in the config's dtype); the CLI's --json
+writes it through ``store.files.json_safe``. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -246,18 +246,3 @@ def _load_parameters(net: Network, path: str | Path) -> None:
             f"{net.sizes} ({', '.join(net.activation_names)})"
         )
     weights.load_parameters(net, arrays)
-
-
-def jsonable(obj):
-    """Arrays as (nested) lists, NaN and Inf as None, so the trace is valid JSON."""
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj

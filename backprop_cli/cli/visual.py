@@ -28,14 +28,14 @@ def trace(
     json_out: JsonDocOpt = False,
 ) -> None:
     """One forward and one backward pass, step by step: z, a, C, BP1-BP4, the optimizer's update."""
-    from ..trace import jsonable, trace_config
+    from ..trace import trace_config
     from .trace_view import json_order, render_trace
 
     t = trace_config(config, set_ or [], sample=sample, rows=rows, weights=weights)
     if json_out:
         from . import console
 
-        console.json_line(jsonable(json_order(t)))
+        console.json_line(json_order(t))
         return
     render_trace(t)
 

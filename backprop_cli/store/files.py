@@ -140,7 +140,12 @@ def write_output(path: str | Path, text: str) -> None:
 
 
 def json_safe(obj):
-    """NaN and Inf become None, in nested dicts and lists, so the JSON is valid everywhere (jq included)."""
+    """Plain JSON data: NumPy arrays and scalars as lists and numbers, NaN and Inf as None, in
+    nested dicts and lists, so the JSON is valid everywhere (jq included)."""
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
