@@ -1,7 +1,7 @@
 """The sweep command: many configs at once, on a local process pool or a Dask cluster.
 
-Only typer is imported at start-up; the library (``sweep.py``), Rich and Dask are imported
-inside the command so that ``backprop --help`` stays fast. ``sweep.py`` yields events; this
+Only typer is imported at start-up; the library (``sweep/``), Rich and Dask are imported
+inside the command so that ``backprop --help`` stays fast. ``sweep/`` yields events; this
 module renders them: a live table on a terminal, one line per finished trial in a log,
 JSON Lines with --json, nothing but errors with --quiet.
 """
@@ -136,7 +136,7 @@ def sweep(
     ) + (" --fail-fast" if fail_fast else "")
     with contextlib.ExitStack() as stack:
         if sweep_dir is not None:
-            stack.enter_context(sw.DirLock(sweep_dir))  # one sweep at a time in a directory
+            stack.enter_context(sw.sweep_lock(sweep_dir))  # one sweep at a time in a directory
         runner = sw.SweepRunner(
             definition, sweep_dir or Path("."), None, resume=resume, fail_fast=fail_fast
         )
@@ -156,7 +156,7 @@ def sweep(
         stack.callback(backend.close)
         if sweep_dir is None:
             sweep_dir = new_run_dir(target)
-            stack.enter_context(sw.DirLock(sweep_dir))
+            stack.enter_context(sw.sweep_lock(sweep_dir))
             runner.use_dir(sweep_dir)
             runner.write_definition()
         _interrupt_on_signals()  # a first Ctrl-C or SIGTERM stops the sweep; a second one kills it
