@@ -1,14 +1,15 @@
 """The sweep command: many configs at once, on a local process pool or a Dask cluster.
 
 Only typer is imported at start-up; the library (``sweep/``), Rich and Dask are imported
-inside the command so that ``backprop --help`` stays fast. ``sweep/`` yields events; this
-module renders them: a live table on a terminal, one line per finished trial in a log,
-JSON Lines with --json, nothing but errors with --quiet.
+inside the command so that ``backprop --help`` stays fast. The command checks its options'
+combinations and calls ``sweep.open_sweep``, which decides everything else (a new sweep or a
+resume, the lock, the backend); the runner yields events and this module renders them: a
+live table on a terminal, one line per finished trial in a log, JSON Lines with --json,
+nothing but errors with --quiet.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shlex
 from pathlib import Path
@@ -79,9 +80,35 @@ def sweep(
     """Train many configs: a base config with a grid and/or random draws of keys; one run per trial."""
     from . import console
     from . import sweep as sw
-    from .cli import _interrupt_on_signals
+    from .training import interrupt_on_signals
+
+    _check_options(quiet, json_out, workers, scheduler, dask_local)
+    mode = console.choose_mode(json_out, quiet)
+    # Every trial's config is checked, and the backend opened, before anything is created.
+    with sw.open_sweep(
+        sweep_file,
+        out=out,
+        resume=resume,
+        fail_fast=fail_fast,
+        workers=workers,
+        scheduler=scheduler,
+        dask_local=dask_local,
+    ) as runner:
+        if not runner.to_run:
+            console.note(f"{runner.dir}: nothing to resume: every trial has finished", mode)
+            summary = runner.summary()
+            _render_end(summary, mode, runner.sweep)
+        else:
+            interrupt_on_signals()  # a first Ctrl-C or SIGTERM stops the sweep; a second kills it
+            summary = _render_run(runner, mode)
+    _exit_code(summary, runner.dir, _again(workers, scheduler, dask_local, fail_fast))
+
+
+def _check_options(
+    quiet: bool, json_out: bool, workers: int | None, scheduler: str | None, dask_local: int | None
+) -> None:
+    """The options' combinations; the rest is the library's to check."""
     from .errors import ConfigError
-    from .store.files import new_run_dir
 
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
@@ -98,34 +125,12 @@ def sweep(
     if dask_local is not None and dask_local < 1:
         raise ConfigError(f"--dask-local: must be >= 1 (got {dask_local})")
 
-    # The sweep, every trial's config checked, before anything is created.
-    if sweep_file.is_dir():
-        if not resume:
-            raise ConfigError(
-                f"{sweep_file}: is a directory; give a sweep file, or --resume to continue the sweep in it"
-            )
-        if out is not None:
-            raise ConfigError("--out: a sweep directory to resume is the directory given")
-        sweep_dir: Path | None = sweep_file
-        definition = sw.read_stored(sweep_file)
-    else:
-        definition = sw.load_sweep(sweep_file)
-        target = out or definition.out or f"runs/sweeps/{sweep_file.stem}"
-        sweep_dir = None
-        if resume:
-            sweep_dir = Path(target)
-            stored = sw.read_stored(sweep_dir)
-            part = sw.same_definition(definition, stored)
-            if part:
-                raise ConfigError(
-                    f"{sweep_file}: {part}: differs from the sweep in {sweep_dir}, which cannot be "
-                    f"resumed with a changed sweep; start a new one (without --resume), or resume "
-                    f"it as it was: backprop sweep {sweep_dir} --resume"
-                )
-            definition = stored
 
-    mode = console.choose_mode(json_out, quiet)
-    again = "".join(
+def _again(
+    workers: int | None, scheduler: str | None, dask_local: int | None, fail_fast: bool
+) -> str:
+    """The options to resume with, as the interrupt message repeats them."""
+    return "".join(
         f" {opt} {shlex.quote(str(v))}"
         for opt, v in (
             ("--workers", workers),
@@ -134,44 +139,22 @@ def sweep(
         )
         if v is not None
     ) + (" --fail-fast" if fail_fast else "")
-    with contextlib.ExitStack() as stack:
-        if sweep_dir is not None:
-            stack.enter_context(sw.sweep_lock(sweep_dir))  # one sweep at a time in a directory
-        runner = sw.SweepRunner(
-            definition, sweep_dir or Path("."), None, resume=resume, fail_fast=fail_fast
-        )
-        runner.plan()
-        to_run = len(runner.to_run)
-        if sweep_dir is not None and to_run == 0:
-            console.note(f"{sweep_dir}: nothing to resume: every trial has finished", mode)
-            _render_end(runner.summary(), mode, definition)
-            _exit_code(runner.summary(), sweep_dir, again)
-            return
-        if scheduler is not None or dask_local is not None:
-            backend = sw.DaskBackend(scheduler, dask_local)
-            backend.open()  # Dask missing, or no scheduler there: exit 2, nothing written
-        else:
-            backend = sw.LocalBackend(max(1, min(workers or sw.usable_cores(), to_run)))
-        runner.backend = backend
-        stack.callback(backend.close)
-        if sweep_dir is None:
-            sweep_dir = new_run_dir(target)
-            stack.enter_context(sw.sweep_lock(sweep_dir))
-            runner.use_dir(sweep_dir)
-            runner.write_definition()
-        _interrupt_on_signals()  # a first Ctrl-C or SIGTERM stops the sweep; a second one kills it
-        summary = None
-        try:
-            with _Renderer(mode, runner, definition) as render:
-                for event in runner.run(watch=mode == "live"):
-                    render(event)
-                    if event["event"] == "summary":
-                        summary = event
-        except KeyboardInterrupt:
-            runner.kill()
-            summary = runner.summary()
-            _render_end(summary, mode, definition)
-        _exit_code(summary, sweep_dir, again)
+
+
+def _render_run(runner, mode: str) -> dict:
+    """Run the sweep, rendering its events; a second Ctrl-C kills the trials. Its summary."""
+    summary = None
+    try:
+        with _Renderer(mode, runner, runner.sweep) as render:
+            for event in runner.run(watch=mode == "live"):
+                render(event)
+                if event["event"] == "summary":
+                    summary = event
+    except KeyboardInterrupt:
+        runner.kill()
+        summary = runner.summary()
+        _render_end(summary, mode, runner.sweep)
+    return summary
 
 
 def _exit_code(summary: dict, sweep_dir: Path, again: str) -> None:

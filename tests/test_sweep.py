@@ -13,7 +13,7 @@ import time
 import pytest
 
 from backprop_cli.errors import ConfigError, OutputError
-from backprop_cli.sweep import load_sweep, show_value, sweep_lock
+from backprop_cli.sweep import load_sweep, open_sweep, show_value, sweep_lock
 
 from .conftest import CONFIGS, assert_one_line_error, json_lines, run_cli
 
@@ -461,6 +461,31 @@ def test_one_sweep_at_a_time_in_a_directory(tmp_path):
                 pass
     with sweep_lock(tmp_path):  # released
         pass
+
+
+def test_open_sweep_decides_everything_before_the_first_trial(tmp_path):
+    """The library, without a terminal: a new sweep gets its directory, its lock and its
+    sweep.yaml; a finished one resumes to nothing (and opens no backend); a changed sweep
+    file is refused before anything is touched."""
+    (tmp_path / "grid.yaml").write_text(GRID)
+    with open_sweep("grid.yaml", workers=1) as runner:
+        assert str(runner.dir) == os.path.join("runs", "grid")
+        assert (runner.dir / "sweep.yaml").is_file() and len(runner.to_run) == 4
+        assert runner.backend.describe().startswith("a local pool of 1 worker(s)")
+        with pytest.raises(OutputError, match="another backprop sweep is running"):
+            with sweep_lock(runner.dir):
+                pass
+        events = list(runner.run())
+    assert events[-1]["succeeded"] == 4
+    with sweep_lock(runner.dir):  # released
+        pass
+    with open_sweep(runner.dir, resume=True) as again:
+        assert again.to_run == [] and again.backend is None
+        assert again.summary()["skipped"] == 4
+    (tmp_path / "grid.yaml").write_text(GRID.replace("[4, 8]", "[4, 16]"))
+    with pytest.raises(ConfigError, match="grid: differs from the sweep in runs/grid"):
+        with open_sweep("grid.yaml", resume=True):
+            pass
 
 
 def test_the_trials_are_checked_against_the_data_before_anything_runs(tmp_path):

@@ -10,7 +10,7 @@ it trains as an ordinary run (``training.Run``) in its own directory, SWEEP_DIR/
     worker    run_trial, in a worker process: one trial, stopped by the sweep's stop file
     results   what the parent knows of each trial; sweep_summary.csv
     backends  the local process pool and Dask
-    runner    SweepRunner: runs the trials, yields events
+    runner    open_sweep (everything before the first trial) and SweepRunner (yields events)
 
 Workers do not stream epochs back: each trial writes its run directory as it trains, and
 the runner reads the running trials' metrics.csv to report their progress. ``--resume``
@@ -35,7 +35,7 @@ _HOMES = {
     "worker": ("limit_threads", "run_trial"),
     "results": ("TrialState", "result_from_dir", "summary_csv", "trial_row"),
     "backends": ("DaskBackend", "LocalBackend", "make_backend", "usable_cores"),
-    "runner": ("SUMMARY_FILE", "SweepRunner", "sweep_lock"),
+    "runner": ("SUMMARY_FILE", "SweepRunner", "open_sweep", "sweep_lock"),
 }  # fmt: skip
 _EXPORTS = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "load_sweep",
     "make_backend",
     "metric_mode",
+    "open_sweep",
     "parse_sweep",
     "read_stored",
     "result_from_dir",
@@ -86,7 +87,7 @@ if TYPE_CHECKING:
     from .backends import DaskBackend, LocalBackend, make_backend, usable_cores
     from .plan import Sweep, Trial, load_sweep, read_stored, same_definition
     from .results import TrialState, result_from_dir, summary_csv, trial_row
-    from .runner import SUMMARY_FILE, SweepRunner, sweep_lock
+    from .runner import SUMMARY_FILE, SweepRunner, open_sweep, sweep_lock
     from .spec import (
         DISTRIBUTIONS,
         METRICS,

@@ -1,5 +1,11 @@
-"""Running a sweep: ``SweepRunner`` runs the trials on a backend and yields events; the CLI
-renders them, nothing here prints.
+"""Running a sweep: ``open_sweep`` decides everything before the first trial, ``SweepRunner``
+runs the trials on a backend and yields events; the CLI renders them, nothing here prints.
+
+``open_sweep`` (a context manager) reads the sweep (a sweep file, or a directory's stored
+sweep.yaml on ``--resume``, refusing a changed one), takes the directory's lock, plans which
+trials to skip, resume or start, opens the backend, and for a new sweep creates the
+directory and writes sweep.yaml; it yields a ready ``SweepRunner`` and, at exit, closes the
+backend and releases the lock.
 
 The sweep's directory holds sweep.yaml, one run directory per trial (trial-NNN),
 sweep_summary.csv (rewritten as trials finish), and while it runs .lock and, when it is
@@ -11,6 +17,7 @@ second interrupt is ``kill()``: the workers are stopped at once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -21,11 +28,11 @@ from typing import Any
 
 import yaml
 
-from ..errors import OutputError
-from ..store.files import DirLock, write_text
+from ..errors import ConfigError, OutputError
+from ..store.files import DirLock, new_run_dir, write_text
 from ..training import STOP
-from .backends import Backend
-from .plan import Sweep
+from .backends import Backend, make_backend
+from .plan import Sweep, load_sweep, read_stored, same_definition
 from .results import (
     FAILED,
     SUCCEEDED,
@@ -53,6 +60,71 @@ POLL_S = 0.5  # how often the parent looks at the running trials (and for finish
 def sweep_lock(sweep_dir: Path) -> DirLock:
     """One sweep at a time in a directory: the lock on SWEEP_DIR/.lock."""
     return DirLock(sweep_dir, LOCK_FILE, BUSY)
+
+
+@contextlib.contextmanager
+def open_sweep(
+    path: str | Path,
+    *,
+    out: str | None = None,
+    resume: bool = False,
+    fail_fast: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+) -> Iterator[SweepRunner]:
+    """A sweep ready to run: ``path`` is a sweep file (its directory: ``out``, else the file's
+    output.dir, else runs/sweeps/NAME) or, with ``resume``, a sweep directory.
+
+    Every problem found before the first trial (a bad file or option, a changed sweep, a
+    directory in use, no Dask) raises before anything is written. The runner yielded has no
+    trials ``to_run`` (and no backend) when a resume finds every trial finished.
+    """
+    sweep, sweep_dir, target = _definition(Path(path), out, resume)
+    with contextlib.ExitStack() as stack:
+        if sweep_dir is not None:
+            stack.enter_context(sweep_lock(sweep_dir))
+        runner = SweepRunner(
+            sweep, sweep_dir or Path("."), None, resume=resume, fail_fast=fail_fast
+        )
+        runner.plan()
+        if sweep_dir is not None and not runner.to_run:
+            yield runner  # nothing to resume
+            return
+        runner.backend = make_backend(workers, scheduler, dask_local, len(runner.to_run))
+        stack.callback(runner.backend.close)
+        if sweep_dir is None:
+            sweep_dir = new_run_dir(target)
+            stack.enter_context(sweep_lock(sweep_dir))
+            runner.use_dir(sweep_dir)
+            runner.write_definition()
+        yield runner
+
+
+def _definition(path: Path, out: str | None, resume: bool) -> tuple[Sweep, Path | None, str]:
+    """The sweep to run, the directory to resume (None: a new sweep) and a new sweep's target."""
+    if path.is_dir():
+        if not resume:
+            raise ConfigError(
+                f"{path}: is a directory; give a sweep file, or --resume to continue the sweep in it"
+            )
+        if out is not None:
+            raise ConfigError("--out: a sweep directory to resume is the directory given")
+        return read_stored(path), path, ""
+    sweep = load_sweep(path)
+    target = out or sweep.out or f"runs/sweeps/{path.stem}"
+    if not resume:
+        return sweep, None, target
+    sweep_dir = Path(target)
+    stored = read_stored(sweep_dir)
+    part = same_definition(sweep, stored)
+    if part:
+        raise ConfigError(
+            f"{path}: {part}: differs from the sweep in {sweep_dir}, which cannot be "
+            f"resumed with a changed sweep; start a new one (without --resume), or resume "
+            f"it as it was: backprop sweep {sweep_dir} --resume"
+        )
+    return stored, sweep_dir, target
 
 
 class SweepRunner:
