@@ -13,7 +13,7 @@ import time
 import pytest
 
 from backprop_cli.errors import ConfigError, OutputError
-from backprop_cli.sweep import DirLock, load_sweep, show_value
+from backprop_cli.sweep import load_sweep, open_sweep, show_value, sweep_lock
 
 from .conftest import CONFIGS, assert_one_line_error, json_lines, run_cli
 
@@ -168,7 +168,7 @@ random:
         assert 0.001 <= v["optimizer.lr"] <= 0.1
         assert v["training.epochs"] in (2, 3, 4, 5)
         assert v["training.batch_size"] in (16, 32, "full")
-        # the values reached the trial's resolved config, exactly (through --set's YAML)
+        # the values reached the trial's resolved config, exactly
         assert c["optimizer"]["weight_decay"] == v["optimizer.weight_decay"]
         assert c["optimizer"]["lr"] == v["optimizer.lr"]
         assert c["training"]["epochs"] == v["training.epochs"]
@@ -234,6 +234,32 @@ def test_values_round_trip_through_set(value):
         ("base: nowhere.yaml\ngrid: {optimizer.lr: [0.1]}\n", ["base: ", "not found"]),
         ("grid: {optimizer.lr: [0.1]}\n", ["base: required key is missing"]),
         ("", ["a sweep file is a mapping"]),
+        (
+            f"base: {IRIS}\nrandom: {{sampels: 2, keys: {{optimizer.lr: {{uniform: [0.1, 0.2]}}}}}}\n",
+            ["random.sampels: unknown key", "'samples'"],
+        ),
+        (
+            f"base: {IRIS}\nrandom: {{samples: 2, keys: {{optimizer.lr: 3}}}}\n",
+            ["random.keys.optimizer.lr: expected one distribution"],
+        ),
+        (
+            f"base: {IRIS}\nrandom: {{samples: 2, keys: {{optimizer.lr: {{uniform: [a, 1]}}}}}}\n",
+            ["optimizer.lr.uniform: expected numbers [LOW, HIGH] with LOW < HIGH (got [a, 1])"],
+        ),
+        (
+            f"base: {IRIS}\nrandom: {{samples: 2, keys: {{training.epochs: {{int_uniform: [3, 1]}}}}}}\n",
+            ["training.epochs.int_uniform: expected integers [LOW, HIGH] with LOW <= HIGH"],
+        ),
+        (
+            f"base: {IRIS}\nset: {{optimizer.lr: 0.1}}\ngrid: {{optimizer.lr: [0.1]}}\nmetric: zzz\n",
+            ["grid: optimizer.lr: overlaps optimizer.lr in set"],
+        ),
+        (
+            f"base: {IRIS}\ngrid:\n  model.layers[0].units: [4]\n  model.layers.0.units: [8]\n",
+            ["model.layers.0.units: overlaps model.layers[0].units"],
+        ),
+        (f"base: {IRIS}\ngrid: {{'a=b': [1]}}\n", ["grid: 'a=b': expected a config key"]),
+        (f"base: {IRIS}\ngrid: {{optimizer.lr: [0.1]}}\noutput: {{dri: x}}\n", ["output.dri"]),
     ],
 )
 def test_bad_sweep_files_exit_2_in_one_line_and_write_nothing(tmp_path, capsys, text, words):
@@ -429,12 +455,37 @@ output: {{dir: runs/long}}
 
 
 def test_one_sweep_at_a_time_in_a_directory(tmp_path):
-    with DirLock(tmp_path):
+    with sweep_lock(tmp_path):
         with pytest.raises(OutputError, match="another backprop sweep is running"):
-            with DirLock(tmp_path):
+            with sweep_lock(tmp_path):
                 pass
-    with DirLock(tmp_path):  # released
+    with sweep_lock(tmp_path):  # released
         pass
+
+
+def test_open_sweep_decides_everything_before_the_first_trial(tmp_path):
+    """The library, without a terminal: a new sweep gets its directory, its lock and its
+    sweep.yaml; a finished one resumes to nothing (and opens no backend); a changed sweep
+    file is refused before anything is touched."""
+    (tmp_path / "grid.yaml").write_text(GRID)
+    with open_sweep("grid.yaml", workers=1) as runner:
+        assert str(runner.dir) == os.path.join("runs", "grid")
+        assert (runner.dir / "sweep.yaml").is_file() and len(runner.to_run) == 4
+        assert runner.backend.describe().startswith("a local pool of 1 worker(s)")
+        with pytest.raises(OutputError, match="another backprop sweep is running"):
+            with sweep_lock(runner.dir):
+                pass
+        events = list(runner.run())
+    assert events[-1]["succeeded"] == 4
+    with sweep_lock(runner.dir):  # released
+        pass
+    with open_sweep(runner.dir, resume=True) as again:
+        assert again.to_run == [] and again.backend is None
+        assert again.summary()["skipped"] == 4
+    (tmp_path / "grid.yaml").write_text(GRID.replace("[4, 8]", "[4, 16]"))
+    with pytest.raises(ConfigError, match="grid: differs from the sweep in runs/grid"):
+        with open_sweep("grid.yaml", resume=True):
+            pass
 
 
 def test_the_trials_are_checked_against_the_data_before_anything_runs(tmp_path):
