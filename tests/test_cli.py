@@ -3,6 +3,7 @@ command, every exit code, --json output, the run files and their columns."""
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -455,6 +456,28 @@ def test_version(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"backprop {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--version", "--verbose"], ["--verbose", "--version"]])
+def test_version_verbose_says_whether_the_compiled_kernels_are_in_use(capsys, monkeypatch, argv):
+    """The one place a user sees why training runs on NumPy, whichever order the options come in."""
+    from backprop_cli import __version__
+    from backprop_cli.nn import fast
+
+    monkeypatch.setenv("BACKPROP_FAST", "0")
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"backprop {__version__}",
+        "compiled kernels: not in use (BACKPROP_FAST=0)",
+    ]
+    monkeypatch.delenv("BACKPROP_FAST")
+    assert main(argv) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    if fast.library() is not None:
+        assert last == f"compiled kernels: in use ({fast.where})"
+        assert os.path.isabs(fast.where)
+    else:
+        assert last == f"compiled kernels: not in use ({fast.why_not})"
 
 
 def test_closed_stdout_lets_the_run_finish(tmp_path):

@@ -3,22 +3,26 @@ built once and cached, and never in the way where they cannot be built."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import hashlib
 import json
 import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from backprop_cli.nn import fast
+from backprop_cli.nn import fast, kernel_cache
 
 from .conftest import make_optimizer
 
-HAVE_CC = fast._compiler() is not None
+HAVE_CC = kernel_cache.compiler() is not None
 
 
 @pytest.fixture
@@ -95,7 +99,7 @@ def test_built_once_then_loaded_from_the_cache(fresh, monkeypatch):
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
     mtime = built[0].stat().st_mtime_ns
     monkeypatch.setattr(fast, "_lib", None)
-    monkeypatch.setattr(fast.subprocess, "run", None)  # a second build would fail
+    monkeypatch.setattr(kernel_cache.subprocess, "Popen", None)  # a second build would fail
     assert fast.library() is not None
     assert built[0].stat().st_mtime_ns == mtime
 
@@ -146,16 +150,18 @@ def test_a_failing_compiler_leaves_nothing_but_a_note_and_is_not_retried(
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
 def test_cc_may_carry_arguments(fresh, monkeypatch):
-    monkeypatch.setenv("CC", f"{fast._compiler()[0]} -std=c11")
+    monkeypatch.setenv("CC", f"{kernel_cache.compiler()[0]} -std=c11")
     assert fast.library() is not None, fast.why_not
 
 
-@pytest.mark.skipif(not (HAVE_CC and fast._cpu()), reason="no C compiler, or -march=native unused")
+@pytest.mark.skipif(
+    not (HAVE_CC and kernel_cache.cpu()), reason="no C compiler, or -march=native unused"
+)
 def test_a_compiler_without_march_native_builds_for_the_default_target(
     fresh, monkeypatch, tmp_path
 ):
     cc = tmp_path / "picky-cc"
-    real = fast._compiler()[0]
+    real = kernel_cache.compiler()[0]
     cc.write_text(
         f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -march=native ] && exit 1; done\nexec {real} "$@"\n'
     )
@@ -171,7 +177,7 @@ def test_no_home_directory_means_numpy_not_a_crash(fresh, monkeypatch):
     def no_home():
         raise RuntimeError("Could not determine home directory.")
 
-    monkeypatch.setattr(fast.Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(kernel_cache.Path, "home", staticmethod(no_home))
     assert fast.library() is None
     assert "home directory" in fast.why_not
     p = np.ones(3)
@@ -280,6 +286,199 @@ def test_a_cache_directory_others_can_write_is_not_used(fresh):
     assert fast.library() is None
     assert "not private" in fast.why_not
     assert list(fresh.iterdir()) == []
+
+
+# ------------------------------------------------------------------ what may be loaded
+
+KERNEL_NAMES = [
+    f"{name}_{suffix}"
+    for name in ("adam", "sgd", "bias_relu", "relu_backward_bias")
+    for suffix in ("f32", "f64")
+]
+
+
+@pytest.fixture
+def stub(tmp_path):
+    """What someone would plant: a library with the kernels' names whose functions do nothing
+    and whose constructor, run when it is loaded, leaves the file tmp_path/"ran"."""
+    marker = tmp_path / "ran"
+    source = tmp_path / "stub.c"
+    source.write_text(
+        "#include <stdio.h>\n"
+        "__attribute__((constructor)) static void planted(void) {\n"
+        f'    FILE *f = fopen({json.dumps(str(marker))}, "w");\n'
+        "    if (f) fclose(f);\n"
+        "}\n" + "".join(f"void {name}(void) {{}}\n" for name in KERNEL_NAMES)
+    )
+    lib = tmp_path / "stub.so"
+    cc = kernel_cache.compiler()
+    subprocess.run([*cc, "-shared", "-fPIC", "-o", lib, source], check=True, capture_output=True)
+    return lib, marker
+
+
+def failing_cc(tmp_path, monkeypatch):
+    """$CC set to a compiler that always fails: a refused library stays refused, not rebuilt."""
+    cc = tmp_path / "failing-cc"
+    cc.write_text("#!/bin/sh\necho 'cc: cannot build today' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+
+
+def plant(stub, fresh, how, monkeypatch):
+    """The stub put in the cache under the name the build would use, with a digest made for it
+    (a digest that matches, so that only the check under test can refuse it) but as ``how``
+    says; the cache's files."""
+    files = kernel_cache.entry(kernel_cache.compiler())
+    fresh.mkdir(mode=0o700)
+    if how == "symlink":
+        files.lib.symlink_to(stub)
+    else:
+        files.lib.write_bytes(stub.read_bytes())
+        files.lib.chmod({"group-writable": 0o664, "world-writable": 0o646}.get(how, 0o644))
+    digest = hashlib.sha256(stub.read_bytes()).hexdigest()
+    if how == "wrong digest":
+        digest = hashlib.sha256(b"something else").hexdigest()
+    if how != "no digest":
+        files.digest.write_text(digest + "\n")
+    if how == "other owner":  # as it would be after a chown, which needs root
+        planted, real_fstat = files.lib.stat().st_ino, os.fstat
+
+        def fstat(fd):
+            st = real_fstat(fd)
+            if st.st_ino != planted:
+                return st
+            return os.stat_result((*st[:4], st.st_uid + 1, *st[5:10]))
+
+        monkeypatch.setattr(os, "fstat", fstat)
+    return files
+
+
+PLANTED = [
+    ("symlink", "is a symbolic link"),
+    ("group-writable", "writable by its group or others (mode 664)"),
+    ("world-writable", "writable by its group or others (mode 646)"),
+    ("other owner", "is owned by another user"),
+    ("no digest", ".sha256 beside it: not written by a build"),
+    ("wrong digest", "its sha256 is not the one its build recorded"),
+    ("forged digest", "failed the self-test: its adam step in float32 is not NumPy's"),
+]
+
+
+@pytest.mark.skipif(not (HAVE_CC and hasattr(os, "getuid")), reason="no C compiler or POSIX")
+@pytest.mark.parametrize(("how", "reason"), PLANTED)
+def test_a_planted_library_is_refused_and_numpy_does_the_work(
+    fresh, stub, monkeypatch, tmp_path, how, reason
+):
+    """With no compiler to build it again, a library the build did not write is not used, and
+    why_not (and so ``backprop --version --verbose``) says why. Only the forged digest, which
+    the file checks cannot tell from the build's, gets as far as loading: its constructor
+    runs, and the self-test refuses it."""
+    failing_cc(tmp_path, monkeypatch)
+    lib, ran = stub
+    files = plant(lib, fresh, how, monkeypatch)
+    assert fast.library() is None
+    assert f"{files.lib} refused" in fast.why_not and reason in fast.why_not, fast.why_not
+    assert "cannot build today" in fast.why_not  # and the rebuild's failure
+    assert ran.exists() == (how == "forged digest")
+    assert fast.status() == f"not in use ({fast.why_not})"
+    p, g = np.ones(3), np.ones(3)
+    opt = make_optimizer("sgd", p, g, lr=0.5)
+    opt.step()
+    assert not opt.compiled
+    np.testing.assert_array_equal(p, 0.5)
+
+
+@pytest.mark.skipif(not (HAVE_CC and hasattr(os, "getuid")), reason="no C compiler or POSIX")
+@pytest.mark.parametrize(("how", "reason"), PLANTED)
+def test_a_planted_library_is_replaced_by_a_build(fresh, stub, monkeypatch, how, reason):
+    """With a compiler, the planted file is built over (a symlink replaced, not followed) and
+    the build is used; the stub is never loaded but for the forged digest (the self-test)."""
+    lib, ran = stub
+    before = lib.read_bytes()
+    files = plant(lib, fresh, how, monkeypatch)
+    assert fast.library() is not None, fast.why_not
+    built_over = f"in use ({files.lib}; built again, as the one found was refused: "
+    assert fast.status().startswith(built_over) and reason in fast.status()
+    assert ran.exists() == (how == "forged digest")
+    assert lib.read_bytes() == before  # a symlink's target is left alone
+    st = files.lib.lstat()
+    assert stat.S_ISREG(st.st_mode) and not st.st_mode & 0o022
+    built = files.lib.read_bytes()
+    assert built != before
+    assert files.digest.read_text().strip() == hashlib.sha256(built).hexdigest()
+    assert sorted(p.name for p in fresh.iterdir()) == [files.digest.name, files.lib.name]
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_a_relative_cache_directory_is_loaded_from_by_absolute_path(fresh, monkeypatch):
+    """BACKPROP_CACHE_DIR=. once gave ctypes the bare name kernels-KEY.so, which dlopen looks
+    up on the library search path (LD_LIBRARY_PATH, the system's directories), not in '.'."""
+    fresh.mkdir(mode=0o700)
+    monkeypatch.chdir(fresh)
+    monkeypatch.setenv("BACKPROP_CACHE_DIR", ".")
+    loaded, real = [], ctypes.CDLL
+
+    def spy(name, *args, **kwargs):
+        loaded.append(str(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", spy)
+    assert fast.library() is not None, fast.why_not
+    assert fast.where == fresh / kernel_cache.entry(kernel_cache.compiler()).lib.name
+    assert loaded and all(os.path.isabs(name) for name in loaded), loaded
+    assert all(Path(name).parent == fresh for name in loaded)
+
+
+def hanging_cc(tmp_path, monkeypatch):
+    """$CC set to a compiler that forks a child to write its output a second later, then
+    hangs; the file the child also writes outside the cache, which says whether it lived."""
+    late = tmp_path / "late"
+    cc = tmp_path / "hanging-cc"
+    cc.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done\n'
+        f'(sleep 1; echo late > "$out"; echo late > {late}) </dev/null >/dev/null 2>&1 &\n'
+        "exec sleep 30\n"
+    )
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    return late
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="no process groups")
+def test_a_hanging_compiler_is_killed_with_everything_it_started(fresh, monkeypatch, tmp_path):
+    """On the timeout the compiler's whole process group is killed, so no file appears in the
+    cache afterwards (the driver alone killed, its child would write it after the temporary
+    was removed)."""
+    late = hanging_cc(tmp_path, monkeypatch)
+    monkeypatch.setattr(kernel_cache, "BUILD_TIMEOUT_S", 0.3)
+    start = time.monotonic()
+    assert fast.library() is None
+    assert time.monotonic() - start < 5
+    assert "did not finish in 0.3 s" in fast.why_not
+    time.sleep(1.5)  # past the time the child would have written
+    assert not late.exists()
+    assert [p.suffix for p in fresh.iterdir()] == [".failed"]
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="no process groups")
+def test_an_interrupted_build_kills_the_compiler_too(fresh, monkeypatch, tmp_path):
+    """Ctrl-C during the build: the compiler, in a session of its own, does not get the
+    terminal's SIGINT, so it is killed with its group before the interrupt goes on."""
+    late = hanging_cc(tmp_path, monkeypatch)
+    communicate = subprocess.Popen.communicate
+
+    def interrupted(self, *args, **kwargs):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            communicate(self, timeout=0.3)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fast.library()
+    time.sleep(1.5)
+    assert not late.exists()
+    assert list(fresh.iterdir()) == []  # no library, no temporary, no note of a failure
 
 
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from backprop_cli.config import optimizer_defaults
-from backprop_cli.nn import fast
+from backprop_cli.nn import fast, kernel_cache
 
 from .conftest import make_optimizer
 
@@ -28,7 +28,7 @@ def backend(request, monkeypatch):
     """Every rule is checked on both paths: the compiled kernel (nn/fast.py) and NumPy's."""
     if request.param == "numpy":
         monkeypatch.setenv("BACKPROP_FAST", "0")
-    elif fast._compiler() is None:
+    elif kernel_cache.compiler() is None:
         pytest.skip("no C compiler")
     else:
         assert fast.library() is not None, fast.why_not  # a compiler that fails is a failure here

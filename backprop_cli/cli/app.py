@@ -1,4 +1,5 @@
-"""The Typer app and what every command shares: the --set and --json options, --debug.
+"""The Typer app and what every command shares: the --set and --json options, --debug;
+--version (--verbose: whether the compiled kernels are in use).
 
 Only typer is imported here and in the command modules at start-up; numpy, pandas,
 pydantic, Rich and the library are imported inside the commands, so that ``backprop
@@ -33,26 +34,34 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON Lin
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        from .. import __version__
+def _print_version(verbose: bool) -> None:
+    from .. import __version__
 
-        print(f"backprop {__version__}")
-        raise typer.Exit()
+    print(f"backprop {__version__}")
+    if verbose:
+        from ..nn.fast import status
+
+        print(f"compiled kernels: {status()}")
 
 
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
-    version: Annotated[
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    verbose: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+            "--verbose",
+            help="With --version: also whether the compiled kernels are in use, and if not, why.",
         ),
     ] = False,
 ) -> None:
     state["debug"] = debug
+    # --version is not an eager option, so that --verbose is read wherever it stands.
+    if version:
+        _print_version(verbose)
+        raise typer.Exit()
     if ctx.invoked_subcommand is None:
         print(ctx.get_help())
         raise typer.Exit(2)

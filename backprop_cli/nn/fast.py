@@ -8,147 +8,36 @@ thread (a second would only contend with OpenBLAS for the cores). The results ar
 path's to the last bit: no fused multiply-add, no fast-math (tests/test_fast.py checks it).
 
 The C file is compiled the first time it is needed, with the system's C compiler ($CC,
-else cc, gcc or clang), into the user's cache directory ($BACKPROP_CACHE_DIR, else
-$XDG_CACHE_HOME/backprop-cli or ~/.cache/backprop-cli), once per source, compiler and CPU,
-and loaded with ctypes: nothing to install, no import cost, no compiler in memory. Where
-there is no compiler, or it fails (a failure is remembered for a day), or BACKPROP_FAST=0,
-NumPy does the work and everything is the same, only slower.
+else cc, gcc or clang), into the user's cache directory, once per source, compiler and CPU,
+and loaded with ctypes: nothing to install, no import cost, no compiler in memory.
+``kernel_cache.py`` builds it and loads only a library this user's build wrote; before
+first use, this module runs it on a few values against NumPy (``_self_test``). Where there
+is no compiler, or it fails (a failure is remembered for a day), or a library fails those
+checks twice, or BACKPROP_FAST=0, NumPy does the work and everything is the same, only
+slower; ``status()`` says which and why.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
-import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
+import threading
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from . import kernel_cache
 
 if TYPE_CHECKING:
     import numpy as np
 
-SOURCE = Path(__file__).with_name("_kernels.c")
-# -fno-math-errno lets sqrt vectorize and -fno-trapping-math lets a conditional product
-# vectorize (neither changes a result: Python runs with FP traps off); -ffp-contract=off
-# keeps a * b + c two roundings, as NumPy computes it.
-FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
-
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
 why_not = ""  # why the accelerator is unavailable (the compiler's message, say)
-
-
-def cache_dir() -> Path:
-    """$BACKPROP_CACHE_DIR, else $XDG_CACHE_HOME/backprop-cli, else ~/.cache/backprop-cli
-    (Path.home() raises where there is no home directory: the build is then skipped)."""
-    if os.environ.get("BACKPROP_CACHE_DIR"):
-        return Path(os.environ["BACKPROP_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "backprop-cli"
-
-
-def _cpu() -> str:
-    """The CPU's model and features (Linux), so a cached library built with -march=native is
-    never loaded on a different CPU sharing the home directory; '' where unknown."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return ""
-    keep = ("vendor_id", "model name", "flags", "Features", "CPU implementer", "CPU part")
-    seen: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in keep and key not in seen:
-            seen[key] = value.strip()
-    return "\n".join(f"{k}: {v}" for k, v in sorted(seen.items()))
-
-
-def _compiler() -> list[str] | None:
-    """The compiler command: $CC (which may carry arguments, as in 'ccache gcc'), else the
-    first of cc, gcc and clang on the PATH."""
-    cc = os.environ.get("CC")
-    if cc:
-        words = shlex.split(cc)
-        exe = shutil.which(words[0]) if words else None
-        return [exe, *words[1:]] if exe else None
-    exe = next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
-    return [exe] if exe else None
-
-
-def _check_private(folder: Path) -> None:
-    """Refuse a cache directory that someone else could write a library into."""
-    if not hasattr(os, "getuid") or not folder.exists():
-        return
-    st = folder.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise OSError(f"{folder} is not private (owned by another user or writable by others)")
-
-
-FAILURE_TTL_S = 24 * 3600  # a failed build is not retried by every process for a day
-
-
-def _build() -> ctypes.CDLL:
-    cc = _compiler()
-    if cc is None:
-        raise OSError("no C compiler ($CC, cc, gcc or clang) on PATH")
-    cpu = _cpu()
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(
-        b"\0".join(
-            [source, " ".join(FLAGS).encode(), " ".join(cc).encode(), cpu.encode()]
-            + [sys.platform.encode(), platform.machine().encode()]
-        )
-    ).hexdigest()[:20]
-    folder = cache_dir()
-    lib_path = folder / f"kernels-{key}.so"
-    failed = folder / f"kernels-{key}.failed"
-    _check_private(folder)
-    if lib_path.exists():
-        try:
-            return ctypes.CDLL(str(lib_path))
-        except OSError:
-            pass  # damaged: build it again below
-    if failed.exists() and time.time() - failed.stat().st_mtime < FAILURE_TTL_S:
-        raise OSError(failed.read_text(errors="replace").strip() or "the last build failed")
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _check_private(folder)
-    # -march=native where the CPU is known (and the compiler takes it), else the default target.
-    attempts = [[*FLAGS, "-march=native"], FLAGS] if cpu else [FLAGS]
-    errors = []
-    for flags in attempts:
-        # Built under a temporary name and renamed: a sweep's processes may build at once.
-        fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=folder)
-        os.close(fd)
-        try:
-            try:
-                done = subprocess.run(
-                    [*cc, *flags, "-o", tmp, str(SOURCE)], capture_output=True, timeout=60
-                )
-            except subprocess.TimeoutExpired:
-                errors.append(f"{' '.join(cc)} did not finish in 60 s")
-                break
-            if done.returncode == 0:
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, lib_path)
-                failed.unlink(missing_ok=True)
-                return ctypes.CDLL(str(lib_path))
-            message = done.stderr.decode(errors="replace").strip()
-            errors.append(f"{' '.join(cc)} failed: {message[:300]}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    try:
-        failed.write_text(errors[-1] + "\n")
-    except OSError:
-        pass  # only a cache of the failure
-    raise OSError(errors[-1])
+where: Path | None = None  # the cached library in use
+built_over = ""  # why this process built over the cached library it found ('' if it did not)
+# Held while the library is looked for: the self-test sets ``_lib`` to the candidate for a
+# moment, which no other thread may take for a library that passed it.
+_lock = threading.RLock()
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -165,18 +54,96 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+# The self-test's optimizer steps: every kernel variant the relu pass does not cover.
+_STEPS = {
+    "adam": {"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01, "amsgrad": False},
+    "adamw": {"lr": 0.1, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1, "amsgrad": False},
+    "sgd": {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.01, "nesterov": True},
+}
+
+
+def _optimizer_steps(name: str, dtype: np.dtype) -> list[np.ndarray]:
+    """Parameters and state after two steps of optimizer ``name`` on a few values."""
+    import numpy as np
+
+    from .optimizers import make_optimizer
+
+    p = np.array([0.5, -1.5, 0.0, 2.25, -3.0, 1e-3, 7.0], dtype)
+    g = np.array([0.25, -0.5, 1.0, 0.0, 2.0, -1e-4, 3.5], dtype)
+    opt = make_optimizer(name, p, g, **_STEPS[name])
+    for _ in range(2):  # the first step and one after it (SGD's momentum differs)
+        opt.step()
+    return [p, *opt.state.values()]
+
+
+def _relu_pass(dtype: np.dtype) -> list[np.ndarray]:
+    """Output and gradients of a forward and backward pass through a small relu network."""
+    import numpy as np
+
+    from .losses import get_loss
+    from .network import Network
+
+    net = Network([2, 3, 2], ["relu", "identity"], dtype=dtype)
+    net.params[:] = np.linspace(-1.0, 1.0, net.params.size)  # some of z negative, one zero
+    X = np.array([[0.5, -1.0], [2.0, 0.25], [0.0, 0.0]], dtype)
+    y = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, -0.5]], dtype)
+    net.loss_and_grad(X, y, get_loss("mse"))
+    return [net.output().copy(), net.grads.copy()]
+
+
+def _self_test(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """``lib`` if its kernels give NumPy's bits on a few values, else OSError.
+
+    The cache's checks say this user's build wrote the file; this says it computes what
+    NumPy computes, before a run trusts it: a stub with the right symbol names (and a digest
+    made for it) or a compiler that does not keep to IEEE order fails here. The reference is
+    the optimizers' and the network's own NumPy path, run with ``_lib`` set to False, against
+    the same calls with ``_lib`` set to the candidate (under ``_lock``, held by ``library``).
+    """
+    import numpy as np
+
+    global _lib
+    cases = [(f"{name} step", partial(_optimizer_steps, name)) for name in _STEPS]
+    cases.append(("relu layer", _relu_pass))
+    try:
+        for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
+            for what, run in cases:
+                results = []
+                for candidate in (lib, False):
+                    _lib = candidate
+                    results.append([a.tobytes() for a in run(dtype)])
+                if results[0] != results[1]:
+                    raise OSError(f"failed the self-test: its {what} in {dtype} is not NumPy's")
+    finally:
+        _lib = None
+    return lib
+
+
 def library() -> ctypes.CDLL | None:
-    """The compiled kernels, or None where they are off or cannot be built (``why_not`` says why)."""
-    global _lib, why_not
+    """The compiled kernels, or None where they are off or cannot be used (``why_not`` says why)."""
+    global _lib, why_not, where, built_over
     if os.environ.get("BACKPROP_FAST", "1") == "0":
         why_not = "BACKPROP_FAST=0"
         return None
-    if _lib is None:
-        try:
-            _lib = _declare(_build())
-        except Exception as e:  # noqa: BLE001 (whatever goes wrong, NumPy does the work)
-            _lib, why_not = False, f"{type(e).__name__}: {e}"
-    return _lib or None
+    with _lock:
+        if _lib is None:
+            try:
+                loaded = kernel_cache.load(lambda lib: _self_test(_declare(lib)))
+                _lib, where, built_over = loaded.lib, loaded.path, loaded.refused
+            except Exception as e:  # noqa: BLE001 (whatever goes wrong, NumPy does the work)
+                _lib, why_not = False, f"{type(e).__name__}: {e}"
+        return _lib or None
+
+
+def status() -> str:
+    """'in use (the cached library)' or 'not in use (why not)', for ``backprop --version
+    --verbose``: the one place a user sees why the kernels are not used, or that the library
+    found in the cache was refused (something else wrote it) and this process built it again."""
+    if library() is None:
+        return f"not in use ({why_not})"
+    if built_over:
+        return f"in use ({where}; built again, as the one found was refused: {built_over})"
+    return f"in use ({where})"
 
 
 def functions(dtype: np.dtype, *names: str) -> tuple | None:
