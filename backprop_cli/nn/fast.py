@@ -11,7 +11,7 @@ The C file is compiled the first time it is needed, with the system's C compiler
 else cc, gcc or clang), into the user's cache directory, once per source, compiler and CPU,
 and loaded with ctypes: nothing to install, no import cost, no compiler in memory.
 ``kernel_cache.py`` builds it and loads only a library this user's build wrote; before
-first use, this module runs it on a few values against NumPy (``_self_test``). Where there
+first use, ``kernel_check.py`` runs it on a few values against NumPy. Where there
 is no compiler, or it fails (a failure is remembered for a day), or a library fails those
 checks twice, or BACKPROP_FAST=0, NumPy does the work and everything is the same, only
 slower; ``status()`` says which and why.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,69 +54,22 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-# The self-test's optimizer steps: every kernel variant the relu pass does not cover.
-_STEPS = {
-    "adam": {"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01, "amsgrad": False},
-    "adamw": {"lr": 0.1, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1, "amsgrad": False},
-    "sgd": {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.01, "nesterov": True},
-}
+# The check run on a candidate library before first use (``kernel_check.self_test``), set by
+# the nn package when it is imported: it runs the optimizers and the network, which use this
+# module, so this module cannot import it. Without one, no library is trusted.
+_self_test: Callable[[ctypes.CDLL], ctypes.CDLL] | None = None
 
 
-def _optimizer_steps(name: str, dtype: np.dtype) -> list[np.ndarray]:
-    """Parameters and state after two steps of optimizer ``name`` on a few values."""
-    import numpy as np
-
-    from .optimizers import make_optimizer
-
-    p = np.array([0.5, -1.5, 0.0, 2.25, -3.0, 1e-3, 7.0], dtype)
-    g = np.array([0.25, -0.5, 1.0, 0.0, 2.0, -1e-4, 3.5], dtype)
-    opt = make_optimizer(name, p, g, **_STEPS[name])
-    for _ in range(2):  # the first step and one after it (SGD's momentum differs)
-        opt.step()
-    return [p, *opt.state.values()]
+def check_with(self_test: Callable[[ctypes.CDLL], ctypes.CDLL]) -> None:
+    """Use ``self_test`` (``lib`` back, or OSError) on a candidate library before first use."""
+    global _self_test
+    _self_test = self_test
 
 
-def _relu_pass(dtype: np.dtype) -> list[np.ndarray]:
-    """Output and gradients of a forward and backward pass through a small relu network."""
-    import numpy as np
-
-    from .losses import get_loss
-    from .network import Network
-
-    net = Network([2, 3, 2], ["relu", "identity"], dtype=dtype)
-    net.params[:] = np.linspace(-1.0, 1.0, net.params.size)  # some of z negative, one zero
-    X = np.array([[0.5, -1.0], [2.0, 0.25], [0.0, 0.0]], dtype)
-    y = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, -0.5]], dtype)
-    net.loss_and_grad(X, y, get_loss("mse"))
-    return [net.output().copy(), net.grads.copy()]
-
-
-def _self_test(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """``lib`` if its kernels give NumPy's bits on a few values, else OSError.
-
-    The cache's checks say this user's build wrote the file; this says it computes what
-    NumPy computes, before a run trusts it: a stub with the right symbol names (and a digest
-    made for it) or a compiler that does not keep to IEEE order fails here. The reference is
-    the optimizers' and the network's own NumPy path, run with ``_lib`` set to False, against
-    the same calls with ``_lib`` set to the candidate (under ``_lock``, held by ``library``).
-    """
-    import numpy as np
-
-    global _lib
-    cases = [(f"{name} step", partial(_optimizer_steps, name)) for name in _STEPS]
-    cases.append(("relu layer", _relu_pass))
-    try:
-        for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
-            for what, run in cases:
-                results = []
-                for candidate in (lib, False):
-                    _lib = candidate
-                    results.append([a.tobytes() for a in run(dtype)])
-                if results[0] != results[1]:
-                    raise OSError(f"failed the self-test: its {what} in {dtype} is not NumPy's")
-    finally:
-        _lib = None
-    return lib
+def _checked(lib: ctypes.CDLL) -> ctypes.CDLL:
+    if _self_test is None:
+        raise OSError("no self-test to run it against NumPy (backprop_cli.nn was not imported)")
+    return _self_test(_declare(lib))
 
 
 def library() -> ctypes.CDLL | None:
@@ -128,7 +81,7 @@ def library() -> ctypes.CDLL | None:
     with _lock:
         if _lib is None:
             try:
-                loaded = kernel_cache.load(lambda lib: _self_test(_declare(lib)))
+                loaded = kernel_cache.load(_checked)
                 _lib, where, built_over = loaded.lib, loaded.path, loaded.refused
             except Exception as e:  # noqa: BLE001 (whatever goes wrong, NumPy does the work)
                 _lib, why_not = False, f"{type(e).__name__}: {e}"
