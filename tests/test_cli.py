@@ -33,7 +33,7 @@ def test_train_json_lines_and_run_files(digits_run, tmp_path):
     run = tmp_path / "runs" / "digits"
     assert summary["run_dir"] == "runs/digits"
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["config.yaml", "weights.npz", "checkpoint.npz", "metrics.csv", "summary.json"]
+        [".lock", "config.yaml", "weights.npz", "checkpoint.npz", "metrics.csv", "summary.json"]
     )
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

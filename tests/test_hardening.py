@@ -436,3 +436,153 @@ def test_eval_checks_a_built_in_before_regenerating_it(capsys, tmp_path):
         tracemalloc.stop()
     assert code == 2 and "dataset xor: 2 feature column(s)" in err
     assert peak < 50e6
+
+
+# ---------------------------------------------------------------------------- one run, one directory (1, 5)
+
+LONG = IRIS.read_text().replace("epochs: 60", "epochs: 100000")
+
+
+def test_an_existing_directory_is_never_adopted(capsys, tmp_path):
+    """An empty directory used to be adopted: another run may just have made it, and then
+    both wrote the same files."""
+    (tmp_path / "D").mkdir()
+    code, out, err = run_cli(capsys, "train", IRIS, "--out", tmp_path / "D", "--json")
+    assert code == 0, err
+    assert __import__("json").loads(out.splitlines()[-1])["run_dir"] == str(tmp_path / "D-2")
+    assert list((tmp_path / "D").iterdir()) == []
+
+
+def test_out_dot_is_an_error_not_a_sibling_directory(capsys, tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    code, _, err = run_cli(capsys, "train", IRIS, "--out", ".")
+    assert code == 2 and "a run makes a directory of its own" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    assert not (tmp_path.parent / f"{tmp_path.name}-2").exists()
+
+
+def test_two_runs_started_together_get_a_directory_each(tmp_path):
+    (tmp_path / "c.yaml").write_text(IRIS.read_text().replace("epochs: 60", "epochs: 5"))
+    for attempt in range(3):
+        out = tmp_path / f"D{attempt}"
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "backprop_cli",
+                    "train",
+                    str(tmp_path / "c.yaml"),
+                    "--out",
+                    str(out),
+                    "--json",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for _ in range(2)
+        ]
+        dirs = []
+        for p in procs:
+            out_text, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            dirs.append(__import__("json").loads(out_text.splitlines()[-1])["run_dir"])
+        assert sorted(dirs) == [str(out), f"{out}-2"]
+
+
+def test_resume_is_refused_while_the_run_is_alive_naming_its_pid(capsys, tmp_path):
+    """Two processes used to write the same files; the summary disagreed with the weights."""
+    import time
+
+    (tmp_path / "long.yaml").write_text(LONG)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backprop_cli", "train", str(tmp_path / "long.yaml"),
+         "--out", str(tmp_path / "r"), "--quiet"],
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "r" / "checkpoint.npz").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        code, _, err = run_cli(
+            capsys, "train", tmp_path / "long.yaml", "--out", tmp_path / "r", "--resume"
+        )
+        assert code == 2 and err.count("\n") == 1
+        assert f"another backprop run (PID {proc.pid})" in err
+    finally:
+        proc.kill()
+        proc.wait()
+    code, _, err = run_cli(  # the process has gone: the lock went with it
+        capsys, "train", tmp_path / "long.yaml", "--out", tmp_path / "r", "--resume",
+        "--set", "training.epochs=1", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_a_killed_sweeps_workers_die_with_it(tmp_path):
+    """A kill -9 of a local-pool sweep used to leave its workers training, then idle, for ever;
+    and a resume ran beside them in the same trial directories."""
+    import signal
+    import time
+
+    (tmp_path / "s.yaml").write_text(
+        f"base: {IRIS}\nset: {{training.epochs: 100000}}\ngrid: {{optimizer.lr: [0.01, 0.02]}}\n"
+        "output: {dir: runs/s}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backprop_cli", "sweep", "s.yaml", "--workers", "2", "--quiet"],
+        cwd=tmp_path, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    locks = [tmp_path / "runs" / "s" / t / ".lock" for t in ("trial-000", "trial-001")]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+            (p.parent / "checkpoint.npz").exists() for p in locks
+        ):
+            time.sleep(0.05)
+        workers = [int(p.read_text()) for p in locks]  # a run's lock file names its process
+        assert proc.pid not in workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        proc.kill()
+    for p in locks:  # each trial saved its completed epochs, as on Ctrl-C
+        summary = __import__("json").loads((p.parent / "summary.json").read_text())
+        assert summary["stop_reason"] == "interrupted" and summary["epochs"] >= 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by a parent that is gone) counts as dead
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def test_a_trial_directory_in_use_is_not_run_beside(capsys, tmp_path):
+    """A resume while another process held a trial's directory ran in it all the same."""
+    from backprop_cli.store.files import lock_run_dir
+
+    (tmp_path / "s.yaml").write_text(
+        f"base: {IRIS}\nset: {{training.epochs: 2}}\ngrid: {{optimizer.lr: [0.01, 0.02]}}\n"
+        "output: {dir: runs/s}\n"
+    )
+    code, _, err = run_cli(capsys, "sweep", tmp_path / "s.yaml", "--workers", "1", "-q")
+    assert code == 0, err
+    (tmp_path / "runs" / "s" / "trial-001" / "summary.json").unlink()  # as if interrupted
+    held = lock_run_dir(tmp_path / "runs" / "s" / "trial-001")
+    try:
+        code, _, err = run_cli(capsys, "sweep", tmp_path / "runs" / "s", "--resume", "-q")
+    finally:
+        held.release()
+    assert code == 1 and "trial-001" in err
+    summary = (tmp_path / "runs" / "s" / "sweep_summary.csv").read_text()
+    assert f"another backprop run (PID {os.getpid()})" in summary

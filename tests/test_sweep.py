@@ -92,7 +92,7 @@ def check_grid_run(events, tmp_path):
     for r in rows:
         d = sweep_dir / r["trial"]
         assert sorted(p.name for p in d.iterdir()) == sorted(
-            ["config.yaml", "weights.npz", "checkpoint.npz", "metrics.csv", "summary.json"]
+            [".lock", "config.yaml", "weights.npz", "checkpoint.npz", "metrics.csv", "summary.json"]
         )
         config = (d / "config.yaml").read_text()
         assert (

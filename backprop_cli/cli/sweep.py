@@ -74,6 +74,10 @@ def sweep(
     from .sweep_view import render_end, render_run
 
     _check_options(quiet, json_out, workers, scheduler, dask_local)
+    if out is not None and not out.strip():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--out: expected a directory path (got {out!r})")
     mode = console.choose_mode(json_out, quiet)
     # Every trial's config is checked, and the backend opened, before anything is created.
     with sw.open_sweep(

@@ -30,9 +30,8 @@ def train(
     """Train a network; stream each epoch; write the run directory."""
     from ..config import load_config
     from ..errors import ConfigError
-    from ..training import Run, interrupt_on_signals
+    from ..training import Run
     from . import console
-    from .training_view import TrainingView, training_summary
 
     cfg = load_config(config, set_)
     if out is not None and not out.strip():
@@ -40,7 +39,17 @@ def train(
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
     run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
-    mode = console.choose_mode(json_out, quiet)
+    try:
+        _train(run, config, set_, console.choose_mode(json_out, quiet))
+    finally:
+        run.close()
+
+
+def _train(run, config: Path, set_: list[str] | None, mode: str) -> None:
+    from ..training import interrupt_on_signals
+    from . import console
+    from .training_view import TrainingView, training_summary
+
     nothing = run.nothing_to_resume()
     if nothing:
         console.note(nothing, mode)
@@ -48,7 +57,7 @@ def train(
     interrupt_on_signals()
     run.start()
     try:
-        with TrainingView(mode, cfg.training.epochs) as view:
+        with TrainingView(mode, run.cfg.training.epochs) as view:
             for record in run.epochs(progress=view.batch):
                 view.epoch(record)
     except KeyboardInterrupt:

@@ -156,11 +156,14 @@ def json_safe(obj):
 
 
 def new_run_dir(base: str | Path) -> Path:
-    """Create and return a fresh run directory: ``base`` if it is new or empty, else base-2, base-3, ..."""
+    """Create a new run directory and return it: ``base``, else base-2, base-3, ... An existing
+    directory is never adopted, even an empty one: it may be another run's, just made."""
     base = Path(base)
+    if not base.name:  # ".", "..", "/": a run makes a directory of its own
+        raise OutputError(
+            f"{base}: a run makes a directory of its own; give a new name (--out runs/NAME)"
+        )
     try:
-        if not base.name:  # ".", "..": number the directory by its real name
-            base = base.resolve()
         if base.exists() and not base.is_dir():
             raise OutputError(
                 f"{base}: is a file, not a run directory; choose another output.dir or --out"
@@ -168,11 +171,10 @@ def new_run_dir(base: str | Path) -> Path:
         for i in range(1, 10_000):
             cand = base if i == 1 else base.with_name(f"{base.name}-{i}")
             try:
-                cand.mkdir(parents=True, exist_ok=False)
+                cand.mkdir(parents=True, exist_ok=False)  # exclusive: mkdir fails if it exists
                 return cand
             except FileExistsError:
-                if cand.is_dir() and not any(cand.iterdir()):
-                    return cand
+                continue
     except OutputError:
         raise
     except (OSError, ValueError) as e:  # a file in the way, no permission, a NUL byte, ...
@@ -182,9 +184,10 @@ def new_run_dir(base: str | Path) -> Path:
 
 
 class DirLock:
-    """One user at a time of a directory: an exclusive ``flock`` on DIR/NAME, held until exit and
-    released by the system if the process dies (where fcntl exists). ``busy`` is the message
-    when another process holds it."""
+    """One user at a time of a directory: an exclusive ``flock`` on DIR/NAME (which then holds
+    the holder's PID), held until ``release`` or exit and released by the system if the
+    process dies (where fcntl exists). ``busy`` is the message when another process holds
+    it; ``{pid}`` in it is replaced by the holder's PID."""
 
     def __init__(self, directory: Path, name: str, busy: str):
         self.path = Path(directory) / name
@@ -196,8 +199,9 @@ class DirLock:
             import fcntl
         except ImportError:  # not POSIX: no lock
             return self
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.fd = os.open(self.path, flags, 0o644)
         except OSError as e:
             raise OutputError(
                 f"{self.path}: cannot create the lock file ({e.strerror or e})"
@@ -205,13 +209,41 @@ class DirLock:
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            holder = self.holder()
             os.close(self.fd)
             self.fd = None
-            raise OutputError(f"{self.path.parent}: {self.busy}") from None
+            raise OutputError(f"{self.path.parent}: {self.busy.format(pid=holder)}") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
         return self
 
-    def __exit__(self, *exc):
+    def holder(self) -> str:
+        """The PID the lock file names (its holder's, while it is held), or '?'."""
+        try:
+            text = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip()
+        except (OSError, TypeError):
+            return "?"
+        return text if text.isdigit() else "?"
+
+    def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # releases the lock
             self.fd = None
+
+    def __exit__(self, *exc):
+        self.release()
         return False
+
+
+RUN_LOCK = ".lock"
+
+
+def lock_run_dir(directory: Path) -> DirLock:
+    """Hold DIR/.lock for a run's whole life: no second run (or resume) writes beside it."""
+    return DirLock(
+        directory,
+        RUN_LOCK,
+        "another backprop run (PID {pid}) is using this directory; wait for it to finish, or "
+        "stop it (Ctrl-C in its terminal, or kill {pid})",
+    ).__enter__()

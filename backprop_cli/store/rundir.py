@@ -20,7 +20,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, OutputError
 from .files import json_safe, write_json, write_text
 
 CONFIG = "config.yaml"
@@ -64,6 +64,22 @@ class MetricsLog:
         for row in rows[len(self.lines) - 1 :]:
             self.lines.append(",".join(cell(row.get(c)) for c in self.columns))
         write_text(Path(run_dir) / METRICS, "\n".join(self.lines) + "\n")
+
+
+def clear_unstarted(run_dir: Path) -> None:
+    """Make RUN_DIR ready for a fresh start in place (a sweep's trial): the files of a start
+    that saved no epoch and temp files are removed; anything else there is refused, never
+    overwritten. The caller holds the directory's lock."""
+    from .files import RUN_LOCK, TMP_MARK
+
+    d = Path(run_dir)
+    for p in d.iterdir():
+        if p.name in RUN_FILES or (p.name.startswith(".") and TMP_MARK in p.name):
+            p.unlink()
+    if any(p.name != RUN_LOCK for p in d.iterdir()):
+        raise OutputError(
+            f"{d}: holds files that are not a run's; move them away, then resume the sweep"
+        )
 
 
 def _number(column: str, text: str) -> float | int:

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import BackpropError, DivergenceError, OutputError
+from ..errors import BackpropError, DivergenceError
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 WATCH_S = 0.2  # how often a running trial looks for the stop file
@@ -47,11 +47,31 @@ def limit_threads(n: int) -> None:
 
 
 def init_worker(threads: int) -> None:
-    """The local pool's initializer: thread limits before NumPy loads; Ctrl-C is the parent's."""
+    """The local pool's initializer: thread limits before NumPy loads; Ctrl-C is the parent's;
+    and a watch on the parent, so that a worker never outlives its sweep (a kill -9 of the
+    sweep used to leave its workers training, then idle, for ever)."""
     import signal
 
     limit_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+
+_orphaned = threading.Event()  # the sweep that started this worker has gone
+_busy = threading.Event()  # a trial is running in this worker
+ORPHAN_GRACE_S = 30.0  # how long a trial may take to save its epochs once the sweep has gone
+
+
+def _watch_parent(parent: int) -> None:
+    """When the parent process goes away, the running trial stops at its next batch (saving
+    its completed epochs, as on Ctrl-C), then this worker exits."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_S)
+    _orphaned.set()
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while _busy.is_set() and time.monotonic() < deadline:
+        time.sleep(WATCH_S)
+    os._exit(1)
 
 
 class _StopWatch:
@@ -75,25 +95,43 @@ class _StopWatch:
 
     def _watch(self) -> None:
         while not self._done.wait(WATCH_S):
-            if os.path.exists(self.stop_file):
+            if _orphaned.is_set() or os.path.exists(self.stop_file):
                 self.seen = True
                 return
 
 
-def _prepare_fresh(d: Path) -> None:
-    """A trial directory to start in from scratch: files of a start that never saved an epoch
-    (no checkpoint) are removed; anything else there is refused, never overwritten."""
-    from ..store.rundir import RUN_FILES
+def _train(task: dict, result: dict):
+    """Train the task's trial, its outcome written into ``result``; the Run, or None."""
+    run = None
+    with _StopWatch(task["stop_file"]) as watch:
+        try:
+            from ..config import validate_config
+            from ..training import Run
 
-    if not d.exists():
-        return
-    for p in d.iterdir():
-        if p.name in RUN_FILES or (p.name.startswith(".") and ".tmp-" in p.name):
-            p.unlink()
-    if any(d.iterdir()):
-        raise OutputError(
-            f"{d}: holds files that are not a run's; move them away, then resume the sweep"
-        )
+            config = copy.deepcopy(task["config"])
+            config["output"]["dir"] = task["dir"]
+            cfg = validate_config(config, task["source"])
+            d = Path(task["dir"])
+            run = Run(cfg, task["source"], out=str(d), resume=task["resume"], in_place=True)
+            if watch.seen:  # stopped before it began: nothing of it to report
+                result["status"] = "pending" if not task["resume"] else "interrupted"
+                return None
+            run.start()
+            for _ in run.epochs(should_stop=lambda: watch.seen):
+                pass
+            result["status"] = run.stop_reason
+        except KeyboardInterrupt:  # the stop file, through the trainer's should_stop
+            result["status"] = "interrupted"
+        except DivergenceError as e:
+            result |= {"status": "diverged", "error": str(e)}
+        except BackpropError as e:
+            result |= {"status": "failed", "error": str(e)}
+        except Exception as e:  # a bug: say what, in one line
+            result |= {"status": "failed", "error": f"internal error ({type(e).__name__}: {e})"}
+        finally:
+            if run is not None:
+                run.close()
+    return run
 
 
 def run_trial(task: dict) -> dict:
@@ -110,33 +148,11 @@ def run_trial(task: dict) -> dict:
     result: dict = {"trial": task["trial"], "status": "failed", "error": "", "rows": []}
     if os.path.exists(task["stop_file"]):
         return result | {"status": "pending"}  # stopped before it started: it never ran
-    run = None
-    with _StopWatch(task["stop_file"]) as watch:
-        try:
-            from ..config import validate_config
-            from ..training import Run
-
-            config = copy.deepcopy(task["config"])
-            config["output"]["dir"] = task["dir"]
-            cfg = validate_config(config, task["source"])
-            d = Path(task["dir"])
-            if not task["resume"]:
-                _prepare_fresh(d)
-            run = Run(cfg, task["source"], out=str(d), resume=task["resume"])
-            if watch.seen:
-                return result | {"status": "pending" if not task["resume"] else "interrupted"}
-            run.start()
-            for _ in run.epochs(should_stop=lambda: watch.seen):
-                pass
-            result["status"] = run.stop_reason
-        except KeyboardInterrupt:  # the stop file, through the trainer's should_stop
-            result["status"] = "interrupted"
-        except DivergenceError as e:
-            result |= {"status": "diverged", "error": str(e)}
-        except BackpropError as e:
-            result |= {"status": "failed", "error": str(e)}
-        except Exception as e:  # a bug: say what, in one line
-            result |= {"status": "failed", "error": f"internal error ({type(e).__name__}: {e})"}
+    _busy.set()
+    try:
+        run = _train(task, result)
+    finally:
+        _busy.clear()
     if run is not None:
         result["rows"] = [{k: r[k] for k in ROW_COLUMNS if k in r} for r in run.rows]
         if run.summary_data is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import shlex
 import time
@@ -19,8 +20,8 @@ from .. import __version__
 from ..config import Config
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
 from ..store import checkpoint, weights
-from ..store.files import json_safe, new_run_dir, write_text
-from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, write_summary
+from ..store.files import RUN_LOCK, DirLock, json_safe, lock_run_dir, new_run_dir, write_text
+from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, clear_unstarted, write_summary
 from . import resume as resuming
 from .build import Setup, build_optimizer, build_schedule, setup
 from .stop import STOP
@@ -83,9 +84,12 @@ def make_trainer(s: Setup, opt) -> Trainer:
 class Run:
     """One training run: everything checked before the first file, then files every epoch.
 
-    ``out`` is the run directory (default: output.dir, else runs/NAME; a new run numbers it
-    DIR-2, DIR-3, ... when it holds files); ``resume`` continues the run in it from its
-    checkpoint; ``init_from`` starts from a weights file's parameters.
+    ``out`` is the run directory (default: output.dir, else runs/NAME; a new run makes it,
+    or DIR-2, DIR-3, ... when it exists); ``in_place``: ``out`` itself, made if missing, with
+    the files of a start that saved no epoch cleared (a sweep's trial); ``resume`` continues
+    the run in it from its checkpoint; ``init_from`` starts from a weights file's parameters.
+    The run holds DIR/.lock from ``start`` (or the resume) until ``close``: no second run
+    writes beside it.
     """
 
     def __init__(
@@ -95,10 +99,12 @@ class Run:
         out: str | None = None,
         init_from: str | None = None,
         resume: bool = False,
+        in_place: bool = False,
     ):
         if resume and init_from:
             raise ConfigError("--resume and --init-from: give one or the other")
-        self.cfg, self.source, self.init_from = cfg, source, init_from
+        self.cfg, self.source, self.init_from, self.in_place = cfg, source, init_from, in_place
+        self._lock: DirLock | None = None
         # A resumed run continues in the configured directory itself, never DIR-2.
         self.out = out or (cfg.output.dir or f"runs/{cfg.name}" if resume else None)
         self.dir: Path | None = None
@@ -121,7 +127,12 @@ class Run:
         self.opt = build_optimizer(cfg, self.net)
         self.trainer = make_trainer(self.setup, self.opt)
         if resume:
-            resuming.resume(self, self.out)
+            self._lock = lock_run_dir(Path(self.out)) if os.path.isdir(self.out) else None
+            try:
+                resuming.resume(self, self.out)
+            except BaseException:
+                self.close()
+                raise
 
     def _load_init(self, path: str) -> None:
         spec, arrays = weights.load_weights(path)
@@ -155,14 +166,31 @@ class Run:
         """Create the run directory and write the resolved config (a resumed run keeps its own)."""
         if self.dir is not None:
             return self.dir
-        self.dir = new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
+        if self.in_place:
+            d = Path(self.out)
+            d.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_run_dir(d)
+            clear_unstarted(d)
+        else:
+            d = new_run_dir(self.out or self.cfg.output.dir or f"runs/{self.cfg.name}")
+            self._lock = lock_run_dir(d)
+        self.dir = d
         try:
             write_text(self.dir / CONFIG, yaml.safe_dump(self.cfg.resolved(), sort_keys=False))
         except OutputError:
-            with contextlib.suppress(OSError):
-                self.dir.rmdir()  # still empty: leave no trace of a run that never started
+            self.close()
+            if not self.in_place:  # leave no trace of a run that never started
+                with contextlib.suppress(OSError):
+                    (self.dir / RUN_LOCK).unlink()
+                    self.dir.rmdir()
             raise
         return self.dir
+
+    def close(self) -> None:
+        """Release the run directory (the end of training does; so does the process's end)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def spec(self, epoch: int) -> weights.WeightsSpec:
         return weights_spec(self.setup, self.net, epoch)
@@ -206,6 +234,7 @@ class Run:
                 if should_stop is not None and should_stop():
                     raise KeyboardInterrupt
                 yield record
+            self._finish()
         except DivergenceError:
             self.stop_reason = "diverged"
             self.save()
@@ -218,7 +247,7 @@ class Run:
             raise
         finally:
             STOP.active = False
-        self._finish()
+            self.close()
 
     def _finish(self) -> None:
         tr = self.trainer
