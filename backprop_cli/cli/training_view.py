@@ -14,18 +14,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..store.rundir import METRIC_COLUMNS
 from .console import emit, fmt, json_line, safe
 
 MAX_LIVE_ROWS = 15
-MAIN_COLUMNS = (
-    "train_loss",
-    "train_accuracy",
-    "train_r2",
-    "val_loss",
-    "val_accuracy",
-    "val_r2",
-    "lr",
-)
+MAIN_COLUMNS = (*METRIC_COLUMNS, "lr")
 BLOCKS = "▁▂▃▄▅▆▇█"
 STRIP_DECADES = 8  # the strip spans this many orders of magnitude below the largest norm
 

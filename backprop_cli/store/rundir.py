@@ -30,6 +30,8 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 RUN_FILES = (CONFIG, WEIGHTS, CHECKPOINT, METRICS, SUMMARY)
 INT_COLUMNS = ("epoch", "clipped_batches")
+# metrics.csv's losses and accuracy or R^2 (the task's pair), after epoch and before lr.
+METRIC_COLUMNS = ("train_loss", "train_accuracy", "train_r2", "val_loss", "val_accuracy", "val_r2")
 MAX_SUMMARY_BYTES = 10_000_000
 
 

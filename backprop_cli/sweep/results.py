@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..store.rundir import RunFileError, cell, read_metrics, read_summary
+from ..store.rundir import METRIC_COLUMNS, RunFileError, cell, read_metrics, read_summary
 from .plan import Trial
 from .spec import metric_mode, show_value
-from .worker import ROW_COLUMNS
 
 SUCCEEDED = ("completed", "early_stopping")
 FAILED = ("diverged", "failed")
@@ -58,7 +57,8 @@ def result_from_dir(d: Path) -> dict | None:
     if not isinstance(summary.get("stop_reason"), str):
         return None
     try:
-        rows = [{k: r[k] for k in ROW_COLUMNS if k in r} for r in read_metrics(d)]
+        keep = ("epoch", *METRIC_COLUMNS, "time_s")
+        rows = [{k: r[k] for k in keep if k in r} for r in read_metrics(d)]
     except RunFileError:
         rows = []
     rows = rows[: summary.get("epochs") or len(rows)]
@@ -146,8 +146,7 @@ def _cell(v: Any) -> str:
 def summary_csv(rows: list[dict], keys: list[str]) -> str:
     """sweep_summary.csv's text: one row per trial; the metric columns any trial has."""
     columns = ["trial", *keys, "status", "epochs", "best_epoch"]
-    for k in ("train_loss", "train_accuracy", "train_r2", "val_loss", "val_accuracy", "val_r2",
-              "test_loss", "test_accuracy", "test_r2"):  # fmt: skip
+    for k in (*METRIC_COLUMNS, "test_loss", "test_accuracy", "test_r2"):
         if any(k in r for r in rows):
             columns.append(k)
     columns += ["time_s", "dir", "error"]

@@ -22,17 +22,6 @@ from ..errors import BackpropError, DivergenceError
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 WATCH_S = 0.2  # how often a running trial looks for the stop file
-# The columns of an epoch's row that a result carries back to the parent.
-ROW_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "train_r2",
-    "val_loss",
-    "val_accuracy",
-    "val_r2",
-    "time_s",
-)
 
 
 def limit_threads(n: int) -> None:
@@ -137,7 +126,7 @@ def _train(task: dict, result: dict):
 def run_trial(task: dict) -> dict:
     """Train one trial (in a worker process or a Dask worker); never raises, returns a result:
     trial, status (a stop reason, ``pending`` if it never started, ``failed``), error, rows
-    (``ROW_COLUMNS`` of each epoch), summary (summary.json's), wall_s.
+    (epoch, losses, accuracy or R^2 and time of each epoch), summary (summary.json's), wall_s.
 
     ``task``: trial, config (resolved), source, dir (absolute), resume (continue from the
     checkpoint), stop_file, threads.
@@ -153,8 +142,11 @@ def run_trial(task: dict) -> dict:
         run = _train(task, result)
     finally:
         _busy.clear()
-    if run is not None:
-        result["rows"] = [{k: r[k] for k in ROW_COLUMNS if k in r} for r in run.rows]
+    if run is not None:  # each epoch's main columns go back to the parent
+        from ..store.rundir import METRIC_COLUMNS
+
+        keep = ("epoch", *METRIC_COLUMNS, "time_s")
+        result["rows"] = [{k: r[k] for k in keep if k in r} for r in run.rows]
         if run.summary_data is not None:
             result["summary"] = run.summary_data
     result["wall_s"] = time.perf_counter() - t0
