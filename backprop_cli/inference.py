@@ -15,12 +15,13 @@ from .data import (
     Dataset,
     apply_preprocessing,
     builtin_features,
+    encode,
     encode_classes,
     encode_targets,
     file_digest,
     load_builtin,
     load_file,
-    prepare,
+    split_rows,
     table_columns,
 )
 from .data.dataset import name_list
@@ -28,7 +29,7 @@ from .errors import ConfigError, DataError, DivergenceError
 from .nn.losses import get_loss
 from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
 from .nn.network import Network
-from .store.weights import WeightsSpec, load_weights, network_from_weights
+from .store.weights import ColumnSpec, WeightsSpec, load_weights, network_from_weights
 from .system import available_memory, gigabytes
 
 SPLITS = ("test", "val", "train")
@@ -58,13 +59,39 @@ def load_model(path: str | Path) -> Model:
     )
 
 
-def _check_features(model: Model, X: np.ndarray, where: str) -> None:
-    want = model.spec.sizes[0]
-    if X.shape[1] != want:
+def _by_position(model: Model, ds: Dataset, where: str):
+    """The features of a source without column names (an .npz's X, a CSV without a header)
+    named as the trained columns, by position: the count must match."""
+    names = model.spec.input_columns
+    have = ds.features.shape[1]
+    if have != len(names):
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         raise DataError(
-            f"{where}: {X.shape[1]} feature column(s), but the network takes {want} "
-            f"({', '.join((model.spec.feature_names or [])[:8])}{', ...' if want > 8 else ''})"
+            f"{where}: {have} feature column(s), but the network takes {len(names)} ({shown})"
         )
+    return ds.features.set_axis(names, axis=1)
+
+
+def columns_of(spec: WeightsSpec) -> list[ColumnSpec]:
+    """The spec's fitted columns; a version-1 file's: its numeric features, gaps refused."""
+    if spec.columns is not None:
+        return spec.columns
+    return [ColumnSpec(name=n, kind="numeric", impute="none") for n in spec.feature_names or []]
+
+
+def model_inputs(model: Model, features, where: str) -> tuple[np.ndarray, list[str]]:
+    """The network's input rows for raw feature columns (a DataFrame with the trained columns,
+    by name): encoded as training encoded them, then standardized; and the warnings (a
+    category training never saw is encoded as all zeros, as scikit-learn's
+    handle_unknown="ignore" does)."""
+    E, unseen = encode(features, columns_of(model.spec), where)
+    warnings = [
+        f"{where}: column {name!r}: {count} row(s) with a category not seen in training "
+        "(encoded as all zeros)"
+        for name, count in unseen.items()
+    ]
+    names = model.spec.feature_names
+    return apply_preprocessing(E, model.mean, model.scale, model.net.dtype, where, names), warnings
 
 
 def training_data(model: Model, dataset: str | None = None) -> tuple[Dataset, str]:
@@ -96,10 +123,10 @@ def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None
     """What can be known of a built-in before generating it (a spec may claim 10 million
     rows): its features must be the network's, its rows must fit in memory."""
     features = builtin_features(name)
-    if len(features) != model.spec.sizes[0]:
+    if features != model.spec.input_columns:
         raise DataError(
-            f"dataset {name}: {len(features)} feature column(s), but the network takes "
-            f"{model.spec.sizes[0]}; it was not trained on {name}"
+            f"dataset {name}: feature columns {name_list(features)}, but the network was "
+            f"trained on {name_list(model.spec.input_columns)}; it was not trained on {name}"
         )
     need, have = (n_samples or 0) * (len(features) + 1) * 8 * 3, available_memory()
     if have is not None and need > have:
@@ -109,7 +136,7 @@ def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None
         )
 
 
-def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+def _rebuild(model: Model, split: str, dataset: str | None):
     """The rows of ``split`` as at training time, from the spec's data source and seed."""
     spec, d = model.spec, model.spec.data
     ds, where = training_data(model, dataset)
@@ -120,15 +147,14 @@ def _rebuild(model: Model, split: str, dataset: str | None) -> tuple[np.ndarray,
             f"{model.path}: the run held out no {split} rows (data.{key}: 0); "
             "use --split train, or --data FILE"
         )
-    prep = prepare(
-        ds, spec.loss, spec.seed, d.validation, d.test, d.standardize, dtype=np.float64, where=where
-    )
-    if model.task == "classification" and prep.classes != spec.classes:
+    classes, indices = split_rows(ds, spec.loss, spec.seed, d.validation, d.test, where)
+    if model.task == "classification" and classes != spec.classes:
         raise DataError(
-            f"{where}: its classes {prep.classes} differ from the trained ones {spec.classes}"
+            f"{where}: its classes {classes} differ from the trained ones {spec.classes}"
         )
-    idx = prep.indices[split]
-    return ds.X[idx], ds.targets[idx], f"{where} ({split} split, {len(idx)} rows)"
+    idx = indices[split]
+    features = ds.features.iloc[idx].reset_index(drop=True)
+    return features, ds.targets[idx], f"{where} ({split} split, {len(idx)} rows)"
 
 
 def evaluate_model(
@@ -138,22 +164,23 @@ def evaluate_model(
     spec = model.spec
     if data is not None:
         ds: Dataset = _read_rows(model, Path(data), need_target=True)
-        X, targets, where = ds.X, ds.targets, f"{data} ({len(ds.X)} rows)"
+        features, targets, where = ds.features, ds.targets, f"{data} ({len(ds)} rows)"
     else:
-        X, targets, where = _rebuild(model, split, dataset)
-    _check_features(model, X, where)
+        features, targets, where = _rebuild(model, split, dataset)
     y = encode_targets(targets, spec.loss, spec.classes, where, model.net.dtype)
-    Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype, where, spec.feature_names)
+    Xp, warnings = model_inputs(model, features, where)
     with np.errstate(all="ignore"):  # an overflow is reported below, as one line
         loss_value, out = model.net.evaluate(Xp, y, get_loss(spec.loss))
     _require_finite(model, Xp, out, where)
     result = {
         "weights": str(model.path),
         "data": where,
-        "rows": len(X),
+        "rows": len(Xp),
         "loss": loss_value,
         "task": model.task,
     }
+    if warnings:
+        result["warnings"] = warnings
     if model.task == "classification":
         result["accuracy"] = accuracy(y, out)
         result["classes"] = spec.classes
@@ -164,13 +191,13 @@ def evaluate_model(
 
 
 def predict_rows(model: Model, input_path: str, proba: bool = False):
-    """A pandas DataFrame of predictions for the rows of ``input_path``, original labels restored."""
+    """(A pandas DataFrame of predictions for the rows of ``input_path``, original labels
+    restored; the warnings)."""
     import pandas as pd
 
     spec = model.spec
     ds = _read_rows(model, Path(input_path), need_target=False)
-    _check_features(model, ds.X, str(input_path))
-    out = predict_outputs(model, ds.X, str(input_path), ds.feature_names)
+    out, warnings = predict_outputs(model, ds.features, str(input_path))
     if model.task == "classification":
         classes = spec.classes
         frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
@@ -178,29 +205,32 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
             probs = np.c_[1 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
             for j, c in enumerate(classes):
                 frame[f"p_{c}"] = probs[:, j]
-        return frame
+        return frame, warnings
     names = spec.target_names or [f"y{j}" for j in range(out.shape[1])]
     if len(names) != out.shape[1]:
         names = [f"y{j}" for j in range(out.shape[1])]
-    return pd.DataFrame(out, columns=names)
+    return pd.DataFrame(out, columns=names), warnings
 
 
 def _read_rows(model: Model, path: Path, need_target: bool) -> Dataset:
-    """The rows of a file to evaluate or predict, the trained feature columns taken BY NAME (in
-    any order; other columns, a target among them, ignored). By position only where names
-    cannot be had: an .npz's X, or a CSV without a header (every header cell a number), and
-    only when the count matches."""
+    """The rows of a file to evaluate or predict, its features the trained columns taken BY
+    NAME (in any order; other columns, a target among them, ignored). By position only where
+    names cannot be had: an .npz's X, or a CSV without a header (every header cell a number),
+    and only when the count matches."""
     spec = model.spec
+    names = spec.input_columns
+    target = spec.target if need_target else None
     if path.suffix.lower() == ".npz":
-        return load_file(path)
-    names = spec.feature_names or []
+        ds = load_file(path)
+        ds.features = _by_position(model, ds, str(path))
+        return ds
     columns = table_columns(path)
     if names and all(n in columns for n in names):
-        return load_file(path, spec.target if need_target else None, names, need_target=need_target)
+        return load_file(path, target, names, need_target=need_target)
     if not need_target and columns and all(_is_number(c) for c in columns):
-        return load_file(path, None, None, need_target=False, header=False)
-    if not names:
-        return load_file(path, spec.target if need_target else None, None, need_target=need_target)
+        ds = load_file(path, None, None, need_target=False, header=False)
+        ds.features = _by_position(model, ds, str(path))
+        return ds
     missing = [n for n in names if n not in columns]
     raise DataError(
         f"{path}: no column {missing[0]!r}, a feature the model was trained on "
@@ -241,16 +271,13 @@ def gate_failures(
     return failures
 
 
-def predict_outputs(
-    model: Model, X: np.ndarray, where: str | None = None, names=None
-) -> np.ndarray:
-    """a^L (float64) for raw feature rows X, preprocessed as in training; with ``where``, a
-    value beyond the network's dtype is a DataError naming its column."""
-    Xp = apply_preprocessing(X, model.mean, model.scale, model.net.dtype, where, names)
+def predict_outputs(model: Model, features, where: str) -> tuple[np.ndarray, list[str]]:
+    """(a^L in float64 for raw feature rows, preprocessed as in training; the warnings)."""
+    Xp, warnings = model_inputs(model, features, where)
     with np.errstate(all="ignore"):  # an overflow is reported below, as one line
         out = model.net.predict(Xp)
-    _require_finite(model, Xp, out, where or "the input")
-    return out.astype(np.float64)
+    _require_finite(model, Xp, out, where)
+    return out.astype(np.float64), warnings
 
 
 def _require_finite(model: Model, Xp: np.ndarray, out: np.ndarray, where: str) -> None:
@@ -281,14 +308,23 @@ def boundary_data(run_dir: str | Path):
         raise DataError(f"{run_dir}: no weights.npz; not a trained run directory")
     model = load_model(weights)
     spec = model.spec
-    if spec.sizes[0] != 2:
+    if spec.sizes[0] != 2 or any(c.kind != "numeric" for c in columns_of(spec)):
         raise DataError(
-            f"{run_dir}: --boundary needs a model of 2 input features (xor, moons, circles, "
-            f"spirals, or a 2-column file); this one has {spec.sizes[0]}"
+            f"{run_dir}: --boundary needs a model of 2 numeric input features (xor, moons, "
+            f"circles, spirals, or a 2-column file); this one has {len(spec.input_columns)} "
+            f"feature column(s) encoded as {spec.sizes[0]} input(s)"
         )
     ds, _ = training_data(model)
     if model.task == "classification":
         labels = encode_classes(ds.targets, spec.classes, str(run_dir))
     else:
-        labels = np.asarray(ds.targets, dtype=np.float64).reshape(len(ds.X), -1)[:, 0]
+        labels = np.asarray(ds.targets, dtype=np.float64).reshape(len(ds), -1)[:, 0]
     return model, ds.X, labels
+
+
+def grid_outputs(model: Model, X: np.ndarray) -> np.ndarray:
+    """a^L (float64) for rows of the raw numeric features, in the trained columns' order."""
+    import pandas as pd
+
+    out, _ = predict_outputs(model, pd.DataFrame(X, columns=model.spec.input_columns), "the grid")
+    return out

@@ -45,6 +45,7 @@ def _defaults_only(models: dict) -> list[str]:
 def config_schema() -> dict:
     """The JSON Schema (draft 2020-12) of a backprop config file."""
     from .config import BUILTIN_DATASETS, OPTIMIZER_MODELS, SCHEDULE_MODELS, Config
+    from .config.models import COLUMN_TYPES
 
     schema = Config.model_json_schema()
     props = schema["properties"]
@@ -58,6 +59,17 @@ def config_schema() -> dict:
         *_shorthand(union, _defaults_only(SCHEDULE_MODELS), "schedule")["anyOf"],
         {"type": "null"},
     ]
+    columns = schema["$defs"]["DataConfig"]["properties"]["columns"]
+    columns["additionalProperties"] = {
+        "anyOf": [
+            columns["additionalProperties"],
+            {
+                "type": "string",
+                "enum": list(COLUMN_TYPES),
+                "description": "shorthand for {type: TYPE}",
+            },
+        ]
+    }
     dataset = schema["$defs"]["DataConfig"]["properties"]["dataset"]
     for option in dataset["anyOf"]:
         if option.get("type") == "string":

@@ -223,12 +223,26 @@ def _description(s, config, weights, sample: int, rows: int) -> dict:
         "rows": rows,
         "dataset_rows": idx.tolist(),
         "feature_names": list(prep.dataset.feature_names),
-        "raw_x": prep.dataset.X[idx],
+        "raw_x": [
+            [_raw(v) for v in row]
+            for row in prep.dataset.features.iloc[idx].itertuples(index=False)
+        ],
         "targets": [_plain(v) for v in np.asarray(prep.dataset.targets[idx]).tolist()],
         "classes": [_plain(c) for c in prep.classes] if prep.classes is not None else None,
         "dropout_off": [l for l, p in enumerate(net.dropout) if p],
         "standardized": cfg.data.standardize,
     }
+
+
+def _raw(v):
+    """A raw feature value as the trace shows it: numbers as floats, a gap as None, text as it is."""
+    if isinstance(v, bool | np.bool_) or isinstance(v, str):
+        return v if isinstance(v, str) else bool(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return None if np.isnan(f) else f
 
 
 def _plain(v):

@@ -540,28 +540,70 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         ["data.csv", "no target column 'y'", "the columns are a, b, label"],
     ),
     (
-        "data-non-numeric-features",
-        csv_case("a,colour,size,y\n1,red,big,0\n2,blue,small,1\n"),
+        "data-declared-numeric-holds-text",
+        csv_case(
+            "a,colour,y\n1,red,0\n2,blue,1\n",
+            config("path: data.csv, target: y, validation: 0, test: 0, columns: {colour: numeric}"),
+        ),
         TRAIN,
-        ["feature column(s) colour, size are not numeric", "data.features"],
+        ["column 'colour' is numeric (data.columns) but holds 'red'", "categorical"],
     ),
     (
-        "data-nan-cells",
-        csv_case("a,b,y\n1,NaN,0\n2,3,1\n4,NaN,0\n"),
+        "data-columns-names-no-column",
+        csv_case(
+            "a,b,y\n1,2,0\n2,3,1\n",
+            config("path: data.csv, target: y, validation: 0, test: 0, columns: {c: categorical}"),
+        ),
         TRAIN,
-        ["column 'b'", "2 empty, NaN or Inf", "2 row(s)", "data.dropna: true"],
+        ["data.columns names 'c'", "not a feature column", "a, b"],
+    ),
+    (
+        "data-unknown-impute-strategy",
+        csv_case(
+            "a,b,y\n1,2,0\n2,3,1\n",
+            config("path: data.csv, target: y, validation: 0, test: 0, impute: average"),
+        ),
+        TRAIN,
+        ["data.impute: 'average' is not allowed", "'mean'"],
+    ),
+    (
+        "data-over-wide-category-column",
+        csv_case("name,y\n" + "".join(f"n{i},{i % 2}\n" for i in range(101))),
+        TRAIN,
+        ["column 'name' has 101 distinct values", "data.columns.name.max_categories"],
+    ),
+    (
+        "data-nan-cells-not-imputed",
+        csv_case(
+            "a,b,y\n1,NaN,0\n2,3,1\n4,NaN,0\n",
+            config("path: data.csv, target: y, validation: 0, test: 0, impute: none"),
+        ),
+        TRAIN,
+        ["column 'b'", "2 empty or NaN", "data.impute", "data.dropna: true"],
     ),
     (
         "data-inf-cells",
         csv_case("a,b,y\ninf,1,0\n2,3,1\n"),
         TRAIN,
-        ["column 'a'", "1 empty, NaN or Inf", "data.dropna: true"],
+        ["column 'a'", "1 Inf cell(s)"],
     ),
     (
-        "data-empty-cells",
-        csv_case("a,b,y\n1,,0\n,3,1\n5,6,0\n"),
+        "data-empty-cells-not-imputed",
+        csv_case(
+            "a,b,y\n1,,0\n,3,1\n5,6,0\n",
+            config("path: data.csv, target: y, validation: 0, test: 0, impute: none"),
+        ),
         TRAIN,
-        ["column 'a'", "empty, NaN or Inf", "2 row(s) in all", "data.dropna: true"],
+        ["column 'a'", "1 empty or NaN", "data.dropna: true"],
+    ),
+    (
+        "data-empty-categorical-cells-not-imputed",
+        csv_case(
+            "a,c,y\n1,x,0\n2,,1\n3,y,0\n",
+            config("path: data.csv, target: y, validation: 0, test: 0, impute_categorical: none"),
+        ),
+        TRAIN,
+        ["column 'c'", "1 empty cell", "data.impute_categorical"],
     ),
     (
         "data-empty-target-cell",
@@ -717,10 +759,10 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         ["x.csv", "column 'petal_length_cm'", "beyond float32 range"],
     ),
     (
-        "predict-nan-input",
-        both(weights_bytes(lambda b: b), write("x.csv", f"{IRIS_FEATURES}\n1,2,NaN,4\n")),
+        "predict-inf-input",
+        both(weights_bytes(lambda b: b), write("x.csv", f"{IRIS_FEATURES}\n1,2,inf,4\n")),
         ["predict", "--weights", "w.npz", "--input", "x.csv"],
-        ["x.csv", "column 'petal_length_cm'", "NaN"],
+        ["x.csv", "column 'petal_length_cm'", "1 Inf cell"],
     ),
     # --- weights files
     ("weights-missing", nothing, W, ["w.npz", "weights file not found"]),
@@ -1244,7 +1286,7 @@ def _huge_file(tmp_path: Path, trained: Path, agree: bool) -> Path:
     if agree:
         spec = spec_of(trained)
         spec.update(sizes=[20000, 20000, 3], loss="mse", task="regression", classes=None)
-        del spec["feature_names"]
+        del spec["feature_names"], spec["columns"]
         items["spec.npy"] = npy(np.array(json.dumps(spec)))
         items["b0.npy"] = npy(np.zeros(20000, np.float32))
         items["W1.npy"] = npy(np.zeros((20000, 3), np.float32))

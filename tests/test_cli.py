@@ -63,7 +63,7 @@ def test_train_json_lines_and_run_files(digits_run, tmp_path):
         spec = json.loads(str(z["spec"]))
         assert z["W0"].shape == (64, 64) and z["W1"].shape == (64, 10)
     assert spec["sizes"] == [64, 64, 10] and spec["classes"] == list(range(10))
-    assert spec["format"] == "backprop-weights" and spec["version"] == 1
+    assert spec["format"] == "backprop-weights" and spec["version"] == 2
 
 
 def test_second_run_never_overwrites_the_first(digits_run, capsys, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backprop_cli.config.models import DataConfig
 from backprop_cli.data import (
     Dataset,
     encode_classes,
@@ -257,6 +258,24 @@ def test_iris_first_row():
 # ---------------------------------------------------------------------------- prepare
 
 
+def table(X, targets, names, target_names, source=None) -> Dataset:
+    """A Dataset of numeric columns ``names`` (the old Dataset(X, ...) call)."""
+    import pandas as pd
+
+    return Dataset(
+        pd.DataFrame(np.asarray(X, dtype=np.float64), columns=names),
+        targets,
+        target_names,
+        source or {},
+    )
+
+
+def prepare_old(ds, loss, seed, validation, test, standardize, dtype=np.float32, where="data"):
+    """prepare() with the data section's settings as arguments."""
+    data = DataConfig(dataset="xor", validation=validation, test=test, standardize=standardize)
+    return prepare(ds, data, loss, seed, dtype=dtype, where=where)
+
+
 def make_dataset(n: int = 240, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     X = np.c_[
@@ -266,12 +285,12 @@ def make_dataset(n: int = 240, seed: int = 0) -> Dataset:
         np.full(n, 7.0),  # constant column
     ]
     labels = np.array(["b", "c", "a"] * (n // 3), dtype=object)
-    return Dataset(X, labels, ["p", "q", "r", "const"], ["label"], {})
+    return table(X, labels, ["p", "q", "r", "const"], ["label"], {})
 
 
 def test_prepare_standardizes_on_train_rows_only():
     ds = make_dataset()
-    p = prepare(ds, "cross_entropy", 0, 0.2, 0.2, True, dtype=np.float64)
+    p = prepare_old(ds, "cross_entropy", 0, 0.2, 0.2, True, dtype=np.float64)
     train, val, tst = p.indices["train"], p.indices["val"], p.indices["test"]
     assert sorted(np.concatenate([train, val, tst]).tolist()) == list(range(len(ds.X)))
     mu = ds.X[train].mean(axis=0)
@@ -288,7 +307,7 @@ def test_prepare_standardizes_on_train_rows_only():
 
 
 def test_prepare_constant_column():
-    p = prepare(make_dataset(), "cross_entropy", 0, 0.2, 0.2, True, dtype=np.float64)
+    p = prepare_old(make_dataset(), "cross_entropy", 0, 0.2, 0.2, True, dtype=np.float64)
     assert p.scale[3] == 1.0
     for X in p.X.values():
         assert np.isfinite(X).all()
@@ -297,7 +316,7 @@ def test_prepare_constant_column():
 
 def test_prepare_without_standardize_keeps_values():
     ds = make_dataset()
-    p = prepare(ds, "cross_entropy", 0, 0.2, 0.2, False, dtype=np.float64)
+    p = prepare_old(ds, "cross_entropy", 0, 0.2, 0.2, False, dtype=np.float64)
     np.testing.assert_array_equal(p.mean, 0.0)
     np.testing.assert_array_equal(p.scale, 1.0)
     np.testing.assert_array_equal(p.X["train"], ds.X[p.indices["train"]])
@@ -305,7 +324,7 @@ def test_prepare_without_standardize_keeps_values():
 
 def test_prepare_cross_entropy_targets():
     ds = make_dataset()
-    p = prepare(ds, "cross_entropy", 0, 0.2, 0.2, True)
+    p = prepare_old(ds, "cross_entropy", 0, 0.2, 0.2, True)
     assert p.task == "classification"
     assert p.classes == ["a", "b", "c"]
     assert p.n_outputs == 3 and p.n_features == 4
@@ -324,8 +343,8 @@ def test_prepare_cross_entropy_targets():
 def test_prepare_binary_cross_entropy_targets():
     rng = np.random.default_rng(1)
     labels = np.array(["yes", "no", "no", "yes", "no"] * 20, dtype=object)
-    ds = Dataset(rng.normal(size=(100, 2)), labels, ["a", "b"], ["t"], {})
-    p = prepare(ds, "binary_cross_entropy", 0, 0.2, 0.2, True, dtype=np.float64)
+    ds = table(rng.normal(size=(100, 2)), labels, ["a", "b"], ["t"], {})
+    p = prepare_old(ds, "binary_cross_entropy", 0, 0.2, 0.2, True, dtype=np.float64)
     assert p.classes == ["no", "yes"]
     for name in ("train", "val", "test"):
         y = p.y[name]
@@ -336,8 +355,8 @@ def test_prepare_binary_cross_entropy_targets():
 
 
 def test_prepare_binary_numeric_labels():
-    ds = Dataset(np.arange(40.0).reshape(20, 2), np.array([3, 7] * 10), ["a", "b"], ["t"], {})
-    p = prepare(ds, "binary_cross_entropy", 0, 0.0, 0.2, True, dtype=np.float32)
+    ds = table(np.arange(40.0).reshape(20, 2), np.array([3, 7] * 10), ["a", "b"], ["t"], {})
+    p = prepare_old(ds, "binary_cross_entropy", 0, 0.0, 0.2, True, dtype=np.float32)
     assert p.classes == [3, 7]
     expected = (ds.targets[p.indices["train"]] == 7).astype(np.float32)[:, None]
     np.testing.assert_array_equal(p.y["train"], expected)
@@ -349,8 +368,8 @@ def test_prepare_regression_targets_and_dtype(dtype):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(50, 3))
     t1 = X @ np.array([1.0, -2.0, 0.5])
-    ds1 = Dataset(X, t1, ["a", "b", "c"], ["y"], {})
-    p = prepare(ds1, "mse", 0, 0.2, 0.2, True, dtype=dtype)
+    ds1 = table(X, t1, ["a", "b", "c"], ["y"], {})
+    p = prepare_old(ds1, "mse", 0, 0.2, 0.2, True, dtype=dtype)
     assert p.task == "regression" and p.classes is None
     for name in ("train", "val", "test"):
         assert p.X[name].dtype == dtype
@@ -358,24 +377,26 @@ def test_prepare_regression_targets_and_dtype(dtype):
         assert p.y[name].shape == (len(p.indices[name]), 1)
         np.testing.assert_allclose(p.y[name][:, 0], t1[p.indices[name]], rtol=1e-6)
     t2 = np.c_[t1, -t1]
-    p2 = prepare(Dataset(X, t2, ["a", "b", "c"], ["y1", "y2"], {}), "mse", 0, 0.2, 0.2, True, dtype)
+    p2 = prepare_old(
+        table(X, t2, ["a", "b", "c"], ["y1", "y2"], {}), "mse", 0, 0.2, 0.2, True, dtype
+    )
     assert p2.n_outputs == 2
     np.testing.assert_allclose(p2.y["train"], t2[p2.indices["train"]], rtol=1e-6)
 
 
 def test_prepare_same_seed_same_split():
     ds = make_dataset()
-    a = prepare(ds, "cross_entropy", 4, 0.2, 0.2, True)
-    b = prepare(ds, "cross_entropy", 4, 0.2, 0.2, True)
-    c = prepare(ds, "cross_entropy", 5, 0.2, 0.2, True)
+    a = prepare_old(ds, "cross_entropy", 4, 0.2, 0.2, True)
+    b = prepare_old(ds, "cross_entropy", 4, 0.2, 0.2, True)
+    c = prepare_old(ds, "cross_entropy", 5, 0.2, 0.2, True)
     np.testing.assert_array_equal(a.indices["test"], b.indices["test"])
     assert not np.array_equal(a.indices["test"], c.indices["test"])
 
 
 def test_prepare_single_class():
-    ds = Dataset(np.zeros((10, 2)), np.array(["only"] * 10, dtype=object), ["a", "b"], ["t"], {})
+    ds = table(np.zeros((10, 2)), np.array(["only"] * 10, dtype=object), ["a", "b"], ["t"], {})
     with pytest.raises(DataError) as excinfo:
-        prepare(ds, "cross_entropy", 0, 0.2, 0.2, True, where="my.csv")
+        prepare_old(ds, "cross_entropy", 0, 0.2, 0.2, True, where="my.csv")
     msg = one_line(excinfo)
     assert msg.startswith("my.csv: ") and "single class" in msg and "'only'" in msg
 
@@ -383,16 +404,16 @@ def test_prepare_single_class():
 def test_prepare_bce_with_three_classes():
     ds = make_dataset()
     with pytest.raises(DataError) as excinfo:
-        prepare(ds, "binary_cross_entropy", 0, 0.2, 0.2, True)
+        prepare_old(ds, "binary_cross_entropy", 0, 0.2, 0.2, True)
     msg = one_line(excinfo)
     assert "binary_cross_entropy" in msg and "3" in msg
 
 
 def test_prepare_too_few_rows():
     # 2 rows per class: 15% of 2 rounds to 0, so nothing is left for validation
-    ds = Dataset(np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]), ["a", "b"], ["t"], {})
+    ds = table(np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]), ["a", "b"], ["t"], {})
     with pytest.raises(DataError) as excinfo:
-        prepare(ds, "cross_entropy", 0, 0.15, 0.15, True)
+        prepare_old(ds, "cross_entropy", 0, 0.15, 0.15, True)
     msg = one_line(excinfo)
     assert "4 rows" in msg and "validation" in msg
 
@@ -426,8 +447,8 @@ def test_csv_with_string_labels(tmp_path):
     assert ds.feature_names == ["weight", "height"]
     assert ds.target_names == ["kind"]
     assert ds.source["path"] == str(p.resolve())
-    tiled = Dataset(np.tile(ds.X, (4, 1)), np.tile(ds.targets, 4), [], [], {})
-    p2 = prepare(tiled, "cross_entropy", 0, 0.0, 0.0, False)
+    tiled = table(np.tile(ds.X, (4, 1)), np.tile(ds.targets, 4), ["weight", "height"], [], {})
+    p2 = prepare_old(tiled, "cross_entropy", 0, 0.0, 0.0, False)
     assert p2.classes == ["cat", "dog"]
 
 
@@ -526,21 +547,24 @@ def test_missing_feature_column(tmp_path):
     assert "'gamma'" in msg and "alpha, beta, label" in msg
 
 
-def test_non_numeric_feature_named(tmp_path):
+def test_text_features_are_read_as_they_are(tmp_path):
+    """Text columns are kept for the encoding (data/columns.py), not refused at reading."""
     p = tmp_path / "d.csv"
     p.write_text("size,colour,label\n1,red,a\n2,blue,b\n")
-    msg = _data_error(p, target="label")
-    assert "colour" in msg and "not numeric" in msg and "size" not in msg
+    ds = load_file(p, target="label")
+    assert ds.feature_names == ["size", "colour"]
+    assert ds.features["colour"].tolist() == ["red", "blue"]
 
 
 NAN_CSV = "a,b,y\n1,2,0\n3,,1\n5,6,0\n7,,1\n9,10,1\n"
 
 
-def test_nan_cells_named_and_counted(tmp_path):
+def test_empty_cells_are_read_as_gaps(tmp_path):
+    """Gaps are kept for the encoding to fill (data.impute) or refuse (impute: none)."""
     p = tmp_path / "n.csv"
     p.write_text(NAN_CSV)
-    msg = _data_error(p, target="y")
-    assert "'b'" in msg and "has 2 " in msg and "dropna" in msg
+    ds = load_file(p, target="y")
+    assert ds.features["b"].isna().sum() == 2 and len(ds) == 5
 
 
 def test_dropna_removes_those_rows(tmp_path):

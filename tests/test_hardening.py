@@ -434,7 +434,7 @@ def test_eval_checks_a_built_in_before_regenerating_it(capsys, tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert code == 2 and "dataset xor: 2 feature column(s)" in err
+    assert code == 2 and "dataset xor: feature columns x0, x1" in err
     assert peak < 50e6
 
 

@@ -346,7 +346,7 @@ def test_plot_boundary(capsys, trained, tmp_path):
     assert len(ax.collections) >= 2  # the points of both classes
     code, _, err = run_cli(capsys, "plot", trained["digits"], "--boundary", "--out", "d.png")
     assert code == 2
-    assert_one_line_error(err, "2 input features", "64")
+    assert_one_line_error(err, "2 numeric input features", "64")
 
 
 def test_plot_without_matplotlib(capsys, trained, monkeypatch):

@@ -81,6 +81,7 @@ def validate(
     import yaml
 
     from ..config import load_config
+    from ..data import describe_columns
     from ..training import layer_table, setup
     from . import console
 
@@ -88,10 +89,12 @@ def validate(
     run = setup(cfg, str(config))
     net = run.net
     layers = layer_table(run)
+    inputs = describe_columns(run.prep.columns)
     if json_out:
         console.json_line(
             {
                 "config": cfg.resolved(),
+                "columns": inputs,
                 "layers": layers,
                 "parameters": int(net.params.size),
                 "rows": {k: len(v) for k, v in run.prep.X.items()},
@@ -99,6 +102,7 @@ def validate(
         )
         return
     print(yaml.safe_dump(cfg.resolved(), sort_keys=False), end="")
+    _input_table(inputs)
     columns = ["layer", "activation", "shape", "parameters", "init", "dropout", "residual"]
     console.table(
         None,
@@ -132,3 +136,19 @@ def datasets(json_out: JsonOpt = False) -> None:
         ["name", "rows", "features", "task", "classes", "kind"],
         [[d["name"], d["rows"], d["features"], d["task"], d["classes"], d["kind"]] for d in items],
     )
+
+
+INPUT_ROWS = 30  # the input table lists this many columns; the rest are counted
+
+
+def _input_table(inputs: list[dict]) -> None:
+    """The raw feature columns: type, how gaps are filled, encoding, width (the network's inputs)."""
+    from . import console
+
+    keys = ["column", "type", "gaps", "encoding", "width"]
+    rows = [[d[k] for k in keys] for d in inputs[:INPUT_ROWS]]
+    if len(inputs) > INPUT_ROWS:
+        rest = inputs[INPUT_ROWS:]
+        rows.append([f"... {len(rest)} more", "", "", "", sum(d["width"] for d in rest)])
+    width = sum(d["width"] for d in inputs)
+    console.table(f"input columns ({len(inputs)}, {width} network inputs)", keys, rows)

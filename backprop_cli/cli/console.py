@@ -31,6 +31,10 @@ LEFT_COLUMNS = (
     "activation",
     "shape",
     "init",
+    "column",
+    "type",
+    "gaps",
+    "encoding",
 )
 
 

@@ -49,6 +49,8 @@ def eval_(
         raise ConfigError("--data and --dataset: give one or the other")
     model = load_model(weights)
     result = evaluate_model(model, data=data, dataset=dataset, split=split)
+    for w in result.get("warnings", []):
+        print(f"warning: {console.safe(w)}", file=sys.stderr)
     failures = gate_failures(result, min_accuracy=min_accuracy, min_r2=min_r2, max_loss=max_loss)
     result["passed"] = not failures
     result["failures"] = failures
@@ -87,13 +89,16 @@ def predict(
     """Predict new rows with the stored preprocessing; CSV out with the original labels."""
     from ..inference import load_model, predict_rows
     from ..store.files import refuse_existing, write_output
+    from . import console
 
     if output is not None and str(output) == "-":
         output = None
     if output is not None:
         refuse_existing(output, overwrite, "--output")
     model = load_model(weights)
-    frame = predict_rows(model, input_, proba=proba)
+    frame, warnings = predict_rows(model, input_, proba=proba)
+    for w in warnings:
+        print(f"warning: {console.safe(w)}", file=sys.stderr)
     text = frame.to_csv(index=False, lineterminator="\n", float_format="%.8g")
     if output is None:
         sys.stdout.write(text)

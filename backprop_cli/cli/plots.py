@@ -235,7 +235,7 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    from ..inference import boundary_data, predict_outputs
+    from ..inference import boundary_data, grid_outputs
 
     items = [(run_label(d), *boundary_data(d)) for d in run_dirs]
     fig = Figure(figsize=(5.5 * len(items), 5), layout="constrained")
@@ -247,7 +247,7 @@ def boundary_figure(run_dirs: list[str | Path], resolution: int = 300):
         gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
         gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
         xx, yy = np.meshgrid(gx, gy)
-        out = predict_outputs(model, np.c_[xx.ravel(), yy.ravel()])
+        out = grid_outputs(model, np.c_[xx.ravel(), yy.ravel()])
         if model.task == "classification":
             _regions(ax, xx, yy, out, X, labels, model.spec.classes, size)
         else:

@@ -140,7 +140,9 @@ def _input(out, t: dict) -> None:
     out(f"\n[bold]input[/] x = a^(-1) ({_shape(x)}), {how}")
     for i, row in enumerate(t["dataset_rows"]):
         label = t["targets"][i]
-        raw = ", ".join(_num(v) for v in t["raw_x"][i][:SHOWN])
+        raw = ", ".join(
+            _num(v) if isinstance(v, float) else _plain(repr(v)) for v in t["raw_x"][i][:SHOWN]
+        )
         more = ", …" if len(t["raw_x"][i]) > SHOWN else ""
         out(
             f"  dataset row {row}: features \\[{raw}{more}], target {_plain(repr(label))}",

@@ -11,6 +11,7 @@ from ..errors import did_you_mean, shown
 from .models import (
     OPTIMIZER_MODELS,
     SCHEDULE_MODELS,
+    ColumnConfig,
     Config,
     DataConfig,
     EarlyStoppingConfig,
@@ -43,6 +44,7 @@ MESSAGES = {
 _MODELS_AT = {
     "": Config,
     "data": DataConfig,
+    "data.columns.*": ColumnConfig,
     "model": ModelConfig,
     "model.layers[]": LayerConfig,
     "training": TrainingConfig,
@@ -61,6 +63,8 @@ def _fields_at(loc, data) -> list[str]:
         name = node.get("name") if isinstance(node, dict) else None
         model = (OPTIMIZER_MODELS if key == "optimizer" else SCHEDULE_MODELS).get(name)
         return list(model.model_fields) if model else []
+    if len(loc) == 3 and key_path(loc[:2]) == "data.columns":  # data.columns.NAME: a column's
+        key = "data.columns.*"
     model = _MODELS_AT.get(key)
     return list(model.model_fields) if model else []
 

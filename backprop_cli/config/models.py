@@ -30,6 +30,7 @@ BUILTIN_DATASETS = (
     "digits",
     "wine",
     "breast_cancer",
+    "penguins",
 )
 # Bounds on a network, for configs and for the weights files that claim one: checked before
 # anything is allocated.
@@ -82,6 +83,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
+NumericImpute = Literal["mean", "median", "most_frequent", "constant", "none"]
+CategoricalImpute = Literal["category", "most_frequent", "none"]
+COLUMN_TYPES = ("numeric", "categorical")
+MAX_DISTINCT = 100  # distinct values a categorical column may have unless max_categories says
+
+
+class ColumnConfig(Strict):
+    """One feature column's treatment; what is not given comes from the data section's
+    defaults (and the type from the column's values: text, booleans -> categorical)."""
+
+    type: Literal["numeric", "categorical"] | None = None
+    impute: NumericImpute | CategoricalImpute | None = None
+    fill_value: float | str | None = None
+    missing_indicator: bool | None = None
+    max_categories: int | None = Field(None, ge=1, le=10_000)
+
+
 class DataConfig(Strict):
     dataset: str | None = None
     path: str | None = None
@@ -91,6 +109,13 @@ class DataConfig(Strict):
     test: float = Field(0.15, ge=0, lt=1)
     standardize: bool = True
     dropna: bool = False
+    # Feature columns: their types and how gaps are filled, fitted on the training rows.
+    columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    impute: NumericImpute = "mean"  # numeric gaps
+    impute_categorical: CategoricalImpute = "category"  # categorical gaps: their own category
+    fill_value: float = 0.0  # for impute: constant
+    missing_indicator: bool = False  # a 0/1 column per numeric feature that had gaps
+    max_categories: int | None = Field(None, ge=1, le=10_000)
     n_samples: int | None = Field(None, gt=0, le=10_000_000)
     noise: float | None = Field(None, ge=0)
 
@@ -98,6 +123,30 @@ class DataConfig(Strict):
     @classmethod
     def _path_text(cls, v):
         return _path_text("data.path", v)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _column_shorthand(cls, v):
+        """``island: categorical`` is ``island: {type: categorical}``."""
+        if isinstance(v, dict):
+            return {k: {"type": c} if isinstance(c, str) else c for k, c in v.items()}
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _column_options(cls, v):
+        for name, c in v.items():
+            numeric_only = c.impute in ("mean", "median", "constant") or c.missing_indicator
+            if c.type == "categorical" and numeric_only:
+                what = f"impute: {c.impute}" if c.impute else "missing_indicator"
+                raise ValueError(
+                    f"data.columns.{name}: {what} is for numeric columns; a categorical column "
+                    "takes impute: category, most_frequent or none"
+                )
+            if c.type == "numeric" and (c.impute == "category" or c.max_categories):
+                what = "impute: category" if c.impute == "category" else "max_categories"
+                raise ValueError(f"data.columns.{name}: {what} is for categorical columns")
+        return v
 
     @model_validator(mode="after")
     def _source(self):

@@ -2,12 +2,24 @@
 them (``targets``), and the splits and standardization of a run (``prepare``)."""
 
 from .builtin import builtin_features, describe_builtins, load_builtin
+from .columns import describe as describe_columns
+from .columns import encode
 from .dataset import Dataset, streams
 from .files import file_digest, load_file, table_columns
-from .prepare import Prepared, apply_preprocessing, load_dataset, prepare, split_indices
+from .prepare import (
+    Prepared,
+    apply_preprocessing,
+    load_dataset,
+    prepare,
+    split_indices,
+    split_rows,
+)
 from .targets import class_labels, encode_classes, encode_targets, regression_targets
 
 __all__ = [
+    "describe_columns",
+    "encode",
+    "split_rows",
     "builtin_features",
     "Dataset",
     "Prepared",

@@ -9,11 +9,12 @@ import numpy as np
 
 from ..config import BUILTIN_DATASETS
 from ..errors import DataError
-from .dataset import Dataset, streams
+from .dataset import Dataset, numeric_dataset, streams
 from .files import load_table
 from .targets import class_labels
 
-CSV_BUILTINS = ("iris", "digits", "wine", "breast_cancer")
+CSV_BUILTINS = ("iris", "digits", "wine", "breast_cancer", "penguins")
+TARGETS = {"penguins": "species"}  # the target column of a CSV built-in; else "target"
 TASKS = {"friedman": "regression"}  # the others are classification
 
 
@@ -104,7 +105,7 @@ def builtin_features(name: str) -> list[str]:
         return [f"x{i}" for i in range(GENERATED_FEATURES[name])]
     if name in CSV_BUILTINS:
         header = (datasets_dir() / f"{name}.csv").open(encoding="utf-8").readline()
-        return [c for c in header.strip().split(",") if c != "target"]
+        return [c for c in header.strip().split(",") if c != TARGETS.get(name, "target")]
     raise DataError(f"unknown dataset {name!r}; built-ins are {', '.join(BUILTIN_DATASETS)}")
 
 
@@ -115,12 +116,9 @@ def load_builtin(
     source = {"dataset": name, "n_samples": n_samples, "noise": noise}
     if name in _GENERATORS:
         X, t = _GENERATORS[name](n_samples, noise, streams(seed)["data"])
-        fnames = [f"x{i}" for i in range(X.shape[1])]
-        return Dataset(
-            X.astype(np.float64), t, fnames, ["y" if name == "friedman" else "class"], source
-        )
+        return numeric_dataset(X, t, ["y" if name == "friedman" else "class"], source)
     if name in CSV_BUILTINS:
-        ds = load_table(datasets_dir() / f"{name}.csv", "target", None)
+        ds = load_table(datasets_dir() / f"{name}.csv", TARGETS.get(name, "target"), None)
         ds.source = source
         return ds
     raise DataError(f"unknown dataset {name!r}; built-ins are {', '.join(BUILTIN_DATASETS)}")
@@ -136,8 +134,8 @@ def describe_builtins() -> list[dict]:
         out.append(
             {
                 "name": name,
-                "rows": len(ds.X),
-                "features": ds.X.shape[1],
+                "rows": len(ds),
+                "features": ds.features.shape[1],
                 "task": task,
                 "classes": n_classes,
                 "kind": "generated" if name in _GENERATORS else "csv",

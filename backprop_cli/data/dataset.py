@@ -23,13 +23,34 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 
 @dataclass
 class Dataset:
-    """Raw features X (n, n_features) float64 and targets: labels (n,) or values (n, k)."""
+    """Raw feature columns as the source has them (a pandas DataFrame: numbers, text, booleans,
+    gaps) and targets: labels (n,) or values (n, k)."""
 
-    X: np.ndarray
+    features: Any  # pandas.DataFrame (imported where used: ``backprop --help`` stays fast)
     targets: np.ndarray
-    feature_names: list[str]
     target_names: list[str]
     source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(c) for c in self.features.columns]
+
+    @property
+    def X(self) -> np.ndarray:
+        """The features as a float64 matrix (numeric sources: the built-ins, .npz files)."""
+        return self.features.to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def numeric_dataset(X: np.ndarray, targets, target_names: list[str], source=None) -> Dataset:
+    """A Dataset of numeric features x0, x1, ... from a matrix."""
+    import pandas as pd
+
+    names = [f"x{i}" for i in range(X.shape[1])]
+    features = pd.DataFrame(np.asarray(X, dtype=np.float64), columns=names, copy=False)
+    return Dataset(features, targets, target_names, dict(source or {}))
 
 
 def name_list(names, limit: int = 12) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..store.npz import NpzReader, npz_errors
-from .dataset import Dataset, name_list
+from .dataset import Dataset, name_list, numeric_dataset
 
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz")
 
@@ -92,7 +92,7 @@ def load_table(
         frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
         if frame.shape[0] == 0:
             raise DataError(f"{path}: no rows left after data.dropna removed rows with empty cells")
-    X = _features(path, frame, feats)
+        frame = frame.reset_index(drop=True)
     if targets:
         t = frame[targets]
         if t.isna().to_numpy().any():
@@ -103,8 +103,8 @@ def load_table(
             )
         targets_arr = t.to_numpy() if len(targets) > 1 else t.iloc[:, 0].to_numpy()
     else:
-        targets_arr = np.empty((len(X), 0))
-    return Dataset(X, targets_arr, feats, targets, {})
+        targets_arr = np.empty((len(frame), 0))
+    return Dataset(frame[feats], targets_arr, targets, {})
 
 
 def _columns(
@@ -143,32 +143,6 @@ def _columns(
     return feats, [t for t in targets if t in present]
 
 
-def _features(path: Path, frame, feats: list[str]) -> np.ndarray:
-    """The feature columns as a float64 matrix: numeric, every cell finite."""
-    dtypes = frame.dtypes[feats]  # one look at the types; frame[c] per column is slow
-    non_numeric = [c for c, dt in zip(feats, dtypes, strict=True) if not _is_numeric(dt)]
-    if non_numeric:
-        raise DataError(
-            f"{path}: feature column(s) {name_list(non_numeric)} are not numeric; "
-            "encode them as numbers or leave them out with data.features"
-        )
-    X = frame[feats].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        col = int(np.argmax(bad.any(axis=0)))
-        raise DataError(
-            f"{path}: column {feats[col]!r} has {int(bad[:, col].sum())} empty, NaN or Inf cell(s) "
-            f"({int(bad.any(axis=1).sum())} row(s) in all); fix them or set data.dropna: true"
-        )
-    return X
-
-
-def _is_numeric(dtype) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-
-
 def load_npz(path: Path) -> Dataset:
     """Arrays X (n, n_features) and y (n,) or (n, k) from an .npz file; nothing is unpickled."""
     _check_path(path)
@@ -197,8 +171,7 @@ def load_npz(path: Path) -> Dataset:
         raise DataError(
             f"{path}: X has {int((~np.isfinite(X)).any(axis=1).sum())} row(s) with NaN or Inf"
         )
-    names = [f"x{i}" for i in range(X.shape[1])]
-    return Dataset(X.astype(np.float64), y, names, ["y"], {})
+    return numeric_dataset(X, y, ["y"])
 
 
 def table_columns(path: str | Path) -> list[str]:

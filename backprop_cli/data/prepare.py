@@ -1,5 +1,6 @@
 """From a dataset to training arrays: the splits (stratified for classification), the
-standardization fitted on the training rows, the encoded targets."""
+columns' encoding (data/columns.py) and the standardization fitted on the training rows,
+the encoded targets."""
 
 from __future__ import annotations
 
@@ -8,25 +9,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import task_of
+from ..config.models import DataConfig
 from ..errors import DataError
+from ..store.weights import ColumnSpec
 from .builtin import load_builtin
+from .columns import encode, encoded_names, fit_columns, scaled
 from .dataset import Dataset, streams
 from .files import load_file
 from .targets import class_labels, encode_classes, encode_targets
 
 
-def load_dataset(data_cfg: dict, seed: int) -> Dataset:
+def load_dataset(data: DataConfig, seed: int) -> Dataset:
     """The dataset a config's ``data`` section names (a built-in or a file)."""
-    if data_cfg.get("dataset"):
-        return load_builtin(
-            data_cfg["dataset"], seed, data_cfg.get("n_samples"), data_cfg.get("noise")
-        )
-    return load_file(
-        data_cfg["path"],
-        data_cfg.get("target"),
-        data_cfg.get("features"),
-        bool(data_cfg.get("dropna")),
-    )
+    if data.dataset:
+        return load_builtin(data.dataset, seed, data.n_samples, data.noise)
+    return load_file(data.path, data.target, data.features, data.dropna)
 
 
 def split_indices(
@@ -53,7 +50,8 @@ def split_indices(
 
 @dataclass
 class Prepared:
-    """The splits, standardized and encoded, ready for training; arrays in ``dtype``."""
+    """The splits, encoded, standardized and in ``dtype``, ready for training; how the raw
+    columns were encoded (``columns``) and standardized (``mean``, ``scale``)."""
 
     task: str
     X: dict[str, np.ndarray]
@@ -63,10 +61,16 @@ class Prepared:
     classes: list | None
     dataset: Dataset
     indices: dict[str, np.ndarray]
+    columns: list[ColumnSpec]
 
     @property
     def n_features(self) -> int:
         return self.X["train"].shape[1]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The network's inputs: the encoded columns."""
+        return encoded_names(self.columns)
 
     @property
     def n_outputs(self) -> int:
@@ -75,22 +79,14 @@ class Prepared:
         return self.y["train"].shape[1]
 
 
-def prepare(
-    ds: Dataset,
-    loss: str,
-    seed: int,
-    validation: float,
-    test: float,
-    standardize: bool,
-    dtype=np.float32,
-    where: str = "data",
-) -> Prepared:
-    """Split (stratified for classification), standardize on the training rows, encode targets."""
-    task = task_of(loss)
-    n = len(ds.X)
-    classes = None
-    strata = None
-    if task == "classification":
+def split_rows(
+    ds: Dataset, loss: str, seed: int, validation: float, test: float, where: str
+) -> tuple[list | None, dict[str, np.ndarray]]:
+    """(the classes for classification, else None; the train/val/test row indices), split
+    from the seed, stratified by class: the same rows every time, at training and at eval."""
+    n = len(ds)
+    classes = strata = None
+    if task_of(loss) == "classification":
         classes = class_labels(ds.targets, where)
         if len(classes) < 2:
             raise DataError(
@@ -117,28 +113,40 @@ def prepare(
             )
     if len(train) == 0:
         raise DataError(f"{where}: no rows left for training after the splits")
-    mean, scale = _standardization(ds, train, standardize, where)
+    return classes, {"train": train, "val": val, "test": tst}
+
+
+def prepare(
+    ds: Dataset, data: DataConfig, loss: str, seed: int, dtype=np.float32, where: str = "data"
+) -> Prepared:
+    """Split, fit the columns' encoding and the standardization on the training rows, encode
+    every split and the targets."""
+    classes, ids = split_rows(ds, loss, seed, data.validation, data.test, where)
+    columns = fit_columns(ds.features.iloc[ids["train"]], data, where)
+    E, _ = encode(ds.features, columns, where)
+    mean, scale = standardization(E[ids["train"]], columns, data.standardize, where)
     y_all = encode_targets(ds.targets, loss, classes, where, dtype)
-    Xs, ys, ids = {}, {}, {}
-    for name, idx in (("train", train), ("val", val), ("test", tst)):
-        Xs[name] = apply_preprocessing(ds.X[idx], mean, scale, dtype, where, ds.feature_names)
-        ys[name] = y_all[idx]
-        ids[name] = idx
-    return Prepared(task, Xs, ys, mean, scale, classes, ds, ids)
+    names = encoded_names(columns)
+    Xs = {k: apply_preprocessing(E[i], mean, scale, dtype, where, names) for k, i in ids.items()}
+    ys = {k: y_all[i] for k, i in ids.items()}
+    return Prepared(task_of(loss), Xs, ys, mean, scale, classes, ds, ids, columns)
 
 
-def _standardization(ds: Dataset, train: np.ndarray, standardize: bool, where: str):
-    """(mean, scale) of the training rows' features (scale 1 for a constant column), or the
-    identity (0, 1) without standardization."""
+def standardization(E: np.ndarray, columns: list[ColumnSpec], standardize: bool, where: str):
+    """(mean, scale) of the encoded training rows' numeric columns (scale 1 for a constant
+    one; one-hot columns 0 and 1), or the identity without standardization."""
+    width = E.shape[1]
     if not standardize:
-        return np.zeros(ds.X.shape[1]), np.ones(ds.X.shape[1])
+        return np.zeros(width), np.ones(width)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below, by column
-        mean = ds.X[train].mean(axis=0)
-        scale = ds.X[train].std(axis=0)
+        mean = E.mean(axis=0)
+        scale = E.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column stays constant (0), not NaN
+    numeric = scaled(columns)
+    mean[~numeric], scale[~numeric] = 0.0, 1.0
     bad = ~(np.isfinite(mean) & np.isfinite(scale))
     if bad.any():
-        col = ds.feature_names[int(np.argmax(bad))]
+        col = encoded_names(columns)[int(np.argmax(bad))]
         raise DataError(
             f"{where}: column {col!r} has values too large to standardize (its mean or "
             "standard deviation overflows float64); rescale it"

@@ -32,7 +32,9 @@ from .files import json_default, write_npz
 from .npz import NpzReader, npz_errors, read_json_member, require_file
 
 FORMAT = "backprop-weights"
-FORMAT_VERSION = 1
+# 2: the spec's ``columns`` (the fitted preprocessing of raw feature columns) and target
+# scaling; a version-1 file (numeric features only) still loads.
+FORMAT_VERSION = 2
 FLOAT_DTYPES = ("float32", "float64")
 
 # What each field must be, as the one-line error says it when the value does not fit.
@@ -45,6 +47,9 @@ EXPECTED = {
     "task": "classification or regression",
     "classes": "a list of class labels (the output layer's)",
     "feature_names": "a list of column names",
+    "columns": "a list of fitted columns (name, kind, impute, fill, categories, ...)",
+    "y_mean": "a list of numbers, one per target",
+    "y_scale": "a list of positive numbers, one per target",
     "target_names": "a list of column names",
     "seed": "an integer >= 0",
     "epoch": "an integer >= 0",
@@ -78,6 +83,43 @@ class SpecData(DataConfig):
         return v
 
 
+Category = str | int | float | bool
+
+
+class ColumnSpec(BaseModel):
+    """One raw feature column as training fitted it, and the encoded columns it becomes:
+
+    numeric: its value, gaps filled with ``fill`` (``impute`` says how it was found), then a
+    0/1 column for "was missing" when ``indicator``; standardized with the network's x_mean
+    and x_scale. categorical: one 0/1 column per category in ``categories`` (learned from the
+    training rows), then "(missing)" when ``impute`` is ``category`` and training had gaps,
+    then "(other)" for the categories ``max_categories`` cut (``other``); a category never seen
+    in training is all zeros.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    impute: Literal["mean", "median", "most_frequent", "constant", "none", "category"]
+    fill: Category | None = None
+    indicator: bool = False
+    categories: list[Category] = Field(default_factory=list, max_length=10_000)
+    missing: bool = False  # categorical: a "(missing)" column
+    other: list[Category] | None = None  # categorical: the categories folded into "(other)"
+
+    def encoded_names(self) -> list[str]:
+        if self.kind == "numeric":
+            return [self.name] + ([f"{self.name}(missing)"] if self.indicator else [])
+        names = [f"{self.name}={c}" for c in self.categories]
+        names += [f"{self.name}=(missing)"] if self.missing else []
+        return names + ([f"{self.name}=(other)"] if self.other is not None else [])
+
+    @property
+    def width(self) -> int:
+        return len(self.encoded_names())
+
+
 class WeightsSpec(BaseModel):
     """What a weights file says of its network, data and training; fields missing from files of
     earlier versions take the values those versions meant."""
@@ -94,8 +136,11 @@ class WeightsSpec(BaseModel):
     dtype: Literal["float32", "float64"]
     task: Literal["classification", "regression"] | None = None
     classes: list[str | int | float] | None = None
-    feature_names: list[str] | None = None
+    feature_names: list[str] | None = None  # the network's inputs (encoded columns)
     target_names: list[str] | None = None
+    columns: list[ColumnSpec] | None = None  # the raw feature columns; None: numeric ones
+    y_mean: list[float] | None = None  # regression targets standardized: y = y_mean + y_scale a
+    y_scale: list[float] | None = None
     data: SpecData | None = None
     seed: int = Field(0, ge=0)
     epoch: int = Field(0, ge=0)
@@ -150,7 +195,25 @@ class WeightsSpec(BaseModel):
                 raise bad("sizes", "1 output unit for binary_cross_entropy")
         if self.feature_names is not None and len(self.feature_names) != self.sizes[0]:
             raise bad("feature_names", f"{self.sizes[0]} names, one per input")
+        if self.columns is not None and sum(c.width for c in self.columns) != self.sizes[0]:
+            raise bad("columns", f"raw columns that encode to the network's {self.sizes[0]} inputs")
+        if (self.y_mean is None) != (self.y_scale is None) or (
+            self.y_mean is not None
+            and (
+                task != "regression"
+                or not len(self.y_mean) == len(self.y_scale) == self.sizes[-1]
+                or min(self.y_scale) <= 0
+            )
+        ):
+            raise bad("y_scale", f"with y_mean, {self.sizes[-1]} positive scales (regression)")
         return self
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns a data file must have: the trained feature columns, by name."""
+        if self.columns is not None:
+            return [c.name for c in self.columns]
+        return list(self.feature_names or [])
 
     def to_json(self) -> str:
         data = self.model_dump(mode="json")

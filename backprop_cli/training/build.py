@@ -109,18 +109,8 @@ def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
 
 def load_prepared(cfg: Config, where: str) -> Prepared:
     """The config's data, split, standardized and encoded for its loss and dtype."""
-    d = cfg.data
-    ds = load_dataset(d.model_dump(), cfg.seed)
-    return prepare(
-        ds,
-        cfg.loss,
-        cfg.seed,
-        d.validation,
-        d.test,
-        d.standardize,
-        dtype=cfg.model.dtype,
-        where=where,
-    )
+    ds = load_dataset(cfg.data, cfg.seed)
+    return prepare(ds, cfg.data, cfg.loss, cfg.seed, dtype=cfg.model.dtype, where=where)
 
 
 @dataclass
