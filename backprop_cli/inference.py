@@ -27,7 +27,12 @@ from .data import (
 from .data.dataset import name_list
 from .errors import ConfigError, DataError, DivergenceError
 from .nn.losses import get_loss
-from .nn.metrics import accuracy, confusion_matrix, predicted_classes, r2_score
+from .nn.metrics import (
+    classification_report,
+    confusion_matrix,
+    predicted_classes,
+    regression_report,
+)
 from .nn.network import Network
 from .store.weights import ColumnSpec, WeightsSpec, load_weights, network_from_weights
 from .system import available_memory, gigabytes
@@ -46,6 +51,14 @@ class Model:
     @property
     def task(self) -> str:
         return self.spec.task
+
+    def unscale(self, out: np.ndarray) -> np.ndarray:
+        """Regression outputs in the target's units (a network trained on standardized targets)."""
+        if self.spec.y_mean is None:
+            return out
+        return np.asarray(out, np.float64) * np.array(self.spec.y_scale) + np.array(
+            self.spec.y_mean
+        )
 
 
 def load_model(path: str | Path) -> Model:
@@ -160,7 +173,9 @@ def _rebuild(model: Model, split: str, dataset: str | None):
 def evaluate_model(
     model: Model, data: str | None = None, dataset: str | None = None, split: str = "test"
 ) -> dict:
-    """Loss, accuracy or R^2, and a confusion matrix for classification."""
+    """The loss and every metric (nn/metrics.py: accuracy, precision, recall, F1, balanced
+    accuracy, ROC-AUC, log loss and a confusion matrix for classification; R^2, MAE, RMSE per
+    target and their mean for regression), in the target's own units."""
     spec = model.spec
     if data is not None:
         ds: Dataset = _read_rows(model, Path(data), need_target=True)
@@ -169,9 +184,14 @@ def evaluate_model(
         features, targets, where = _rebuild(model, split, dataset)
     y = encode_targets(targets, spec.loss, spec.classes, where, model.net.dtype)
     Xp, warnings = model_inputs(model, features, where)
+    loss = get_loss(spec.loss)
     with np.errstate(all="ignore"):  # an overflow is reported below, as one line
-        loss_value, out = model.net.evaluate(Xp, y, get_loss(spec.loss))
+        loss_value, out = model.net.evaluate(Xp, y, loss)
     _require_finite(model, Xp, out, where)
+    if model.task == "regression" and spec.y_mean is not None:  # the loss in the target's units
+        out = model.unscale(out)
+        with np.errstate(all="ignore"):
+            loss_value = loss.value(None, out, y.astype(np.float64))
     result = {
         "weights": str(model.path),
         "data": where,
@@ -182,11 +202,12 @@ def evaluate_model(
     if warnings:
         result["warnings"] = warnings
     if model.task == "classification":
-        result["accuracy"] = accuracy(y, out)
+        result |= classification_report(y, out, spec.classes)
         result["classes"] = spec.classes
         result["confusion_matrix"] = confusion_matrix(y, out, len(spec.classes)).tolist()
     else:
-        result["r2"] = r2_score(y, out)
+        names = spec.target_names or [f"y{j}" for j in range(out.shape[1])]
+        result |= regression_report(y, out, names)
     return result
 
 
@@ -198,6 +219,7 @@ def predict_rows(model: Model, input_path: str, proba: bool = False):
     spec = model.spec
     ds = _read_rows(model, Path(input_path), need_target=False)
     out, warnings = predict_outputs(model, ds.features, str(input_path))
+    out = model.unscale(out)
     if model.task == "classification":
         classes = spec.classes
         frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
@@ -247,27 +269,45 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def gate_failures(
-    result: dict,
-    min_accuracy: float | None = None,
-    min_r2: float | None = None,
-    max_loss: float | None = None,
-) -> list[str]:
-    """What an evaluation fails of the thresholds given (``eval --min-accuracy`` ...), one
-    phrase each; a threshold of the other task is a ConfigError."""
+# eval's CI gates: option -> (the result's key, "min" or "max", the task it is for or None).
+GATES = {
+    "--min-accuracy": ("accuracy", "min", "classification"),
+    "--min-balanced-accuracy": ("balanced_accuracy", "min", "classification"),
+    "--min-precision": ("precision_macro", "min", "classification"),
+    "--min-recall": ("recall_macro", "min", "classification"),
+    "--min-f1": ("f1_macro", "min", "classification"),
+    "--min-auc": ("roc_auc", "min", "classification"),
+    "--max-log-loss": ("log_loss", "max", "classification"),
+    "--min-r2": ("r2", "min", "regression"),
+    "--max-mae": ("mae", "max", "regression"),
+    "--max-rmse": ("rmse", "max", "regression"),
+    "--max-loss": ("loss", "max", None),
+}
+
+
+def check_gates(task: str, thresholds: dict[str, float | None]) -> None:
+    """A gate of the other task (--min-f1 on a regression model) is a ConfigError."""
+    for option, limit in thresholds.items():
+        gate_task = GATES[option][2]
+        if limit is not None and gate_task not in (None, task):
+            other = "--min-r2" if gate_task == "classification" else "--min-accuracy"
+            raise ConfigError(f"{option}: this is a {task} model; use {other}")
+
+
+def gate_failures(result: dict, thresholds: dict[str, float | None]) -> list[str]:
+    """What an evaluation fails of the thresholds given (option -> value, as in GATES), one
+    phrase each; NaN fails every gate; a gate of the other task is a ConfigError."""
+    check_gates(result["task"], thresholds)
     failures = []
-    if min_accuracy is not None:
-        if "accuracy" not in result:
-            raise ConfigError("--min-accuracy: this is a regression model; use --min-r2")
-        if not result["accuracy"] >= min_accuracy:  # NaN fails every gate
-            failures.append(f"accuracy {result['accuracy']:.4f} < --min-accuracy {min_accuracy}")
-    if min_r2 is not None:
-        if "r2" not in result:
-            raise ConfigError("--min-r2: this is a classification model; use --min-accuracy")
-        if not result["r2"] >= min_r2:
-            failures.append(f"r2 {result['r2']:.4f} < --min-r2 {min_r2}")
-    if max_loss is not None and not result["loss"] <= max_loss:
-        failures.append(f"loss {result['loss']:.4f} > --max-loss {max_loss}")
+    for option, limit in thresholds.items():
+        if limit is None:
+            continue
+        key, kind, _ = GATES[option]
+        value = result[key]
+        ok = value >= limit if kind == "min" else value <= limit  # False for NaN
+        if not ok:
+            sign = "<" if kind == "min" else ">"
+            failures.append(f"{key} {value:.4f} {sign} {option} {limit}")
     return failures
 
 

@@ -270,10 +270,20 @@ def table(X, targets, names, target_names, source=None) -> Dataset:
     )
 
 
-def prepare_old(ds, loss, seed, validation, test, standardize, dtype=np.float32, where="data"):
+def prepare_old(
+    ds,
+    loss,
+    seed,
+    validation,
+    test,
+    standardize,
+    dtype=np.float32,
+    where="data",
+    scale_target=False,
+):
     """prepare() with the data section's settings as arguments."""
     data = DataConfig(dataset="xor", validation=validation, test=test, standardize=standardize)
-    return prepare(ds, data, loss, seed, dtype=dtype, where=where)
+    return prepare(ds, data, loss, seed, dtype=dtype, where=where, scale_target=scale_target)
 
 
 def make_dataset(n: int = 240, seed: int = 0) -> Dataset:
@@ -369,19 +379,31 @@ def test_prepare_regression_targets_and_dtype(dtype):
     X = rng.normal(size=(50, 3))
     t1 = X @ np.array([1.0, -2.0, 0.5])
     ds1 = table(X, t1, ["a", "b", "c"], ["y"], {})
-    p = prepare_old(ds1, "mse", 0, 0.2, 0.2, True, dtype=dtype)
+    p = prepare_old(ds1, "mse", 0, 0.2, 0.2, True, dtype=dtype, scale_target=True)
     assert p.task == "regression" and p.classes is None
     for name in ("train", "val", "test"):
         assert p.X[name].dtype == dtype
         assert p.y[name].dtype == dtype
         assert p.y[name].shape == (len(p.indices[name]), 1)
-        np.testing.assert_allclose(p.y[name][:, 0], t1[p.indices[name]], rtol=1e-6)
+        np.testing.assert_allclose(p.unscale(p.y[name])[:, 0], t1[p.indices[name]], rtol=1e-5)
     t2 = np.c_[t1, -t1]
     p2 = prepare_old(
-        table(X, t2, ["a", "b", "c"], ["y1", "y2"], {}), "mse", 0, 0.2, 0.2, True, dtype
+        table(X, t2, ["a", "b", "c"], ["y1", "y2"], {}),
+        "mse",
+        0,
+        0.2,
+        0.2,
+        True,
+        dtype,
+        scale_target=True,
     )
     assert p2.n_outputs == 2
-    np.testing.assert_allclose(p2.y["train"], t2[p2.indices["train"]], rtol=1e-6)
+    np.testing.assert_allclose(p2.unscale(p2.y["train"]), t2[p2.indices["train"]], rtol=1e-5)
+    # standardized on the training rows, per column, as scikit-learn's StandardScaler
+    train = t2[p2.indices["train"]]
+    np.testing.assert_allclose(p2.y_mean, train.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(p2.y_scale, train.std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(p2.y["train"].mean(axis=0), 0.0, atol=1e-5)
 
 
 def test_prepare_same_seed_same_split():

@@ -173,13 +173,14 @@ def test_outputs_that_overflow_fail_eval_and_predict_with_exit_3(capsys, tmp_pat
 
 
 def test_every_gate_fails_on_nan():
-    from backprop_cli.inference import gate_failures
+    from backprop_cli.inference import GATES, gate_failures
 
     nan = float("nan")
-    assert gate_failures({"loss": nan, "accuracy": 1.0}, max_loss=0.5)
-    assert gate_failures({"loss": 0.1, "accuracy": nan}, min_accuracy=0.5)
-    assert gate_failures({"loss": 0.1, "r2": nan}, min_r2=0.5)
-    assert gate_failures({"loss": 0.1, "accuracy": 0.9}, min_accuracy=0.5, max_loss=0.5) == []
+    for option, (key, _, task) in GATES.items():
+        result = {"task": task or "classification", key: nan}
+        assert gate_failures(result, {option: 0.5}), option
+    ok = {"task": "classification", "loss": 0.1, "accuracy": 0.9}
+    assert gate_failures(ok, {"--min-accuracy": 0.5, "--max-loss": 0.5}) == []
 
 
 def test_float64_weights_beyond_a_float32_spec_are_refused_at_load(capsys, tmp_path):

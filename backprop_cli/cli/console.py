@@ -35,6 +35,8 @@ LEFT_COLUMNS = (
     "type",
     "gaps",
     "encoding",
+    "class",
+    "target",
 )
 
 

@@ -10,63 +10,107 @@ import typer
 
 from .app import JsonOpt, app
 
+WeightsOpt = Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data", help="Evaluate on all rows of this file (it needs the training target column)."
+    ),
+]
+DatasetOpt = Annotated[
+    str | None, typer.Option("--dataset", help="Evaluate on a built-in dataset's split.")
+]
+SplitOpt = Annotated[
+    str, typer.Option("--split", help="Which held-out split to rebuild: test, val or train.")
+]
+
+
+def _gate(option: str, what: str):
+    return Annotated[float | None, typer.Option(option, help=f"Exit 1 if {what}.")]
+
 
 @app.command("eval")
 def eval_(
-    weights: Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")],
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            help="Evaluate on all rows of this file (it needs the training target column).",
-        ),
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Evaluate on a built-in dataset's split.")
-    ] = None,
-    split: Annotated[
-        str, typer.Option("--split", help="Which held-out split to rebuild: test, val or train.")
-    ] = "test",
-    min_accuracy: Annotated[
-        float | None, typer.Option("--min-accuracy", help="Exit 1 if accuracy is below this.")
-    ] = None,
-    max_loss: Annotated[
-        float | None, typer.Option("--max-loss", help="Exit 1 if the loss is above this.")
-    ] = None,
-    min_r2: Annotated[
-        float | None, typer.Option("--min-r2", help="Exit 1 if R^2 is below this (regression).")
-    ] = None,
+    weights: WeightsOpt,
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+    min_accuracy: _gate("--min-accuracy", "accuracy is below this") = None,
+    min_balanced_accuracy: _gate(
+        "--min-balanced-accuracy", "balanced accuracy is below this"
+    ) = None,
+    min_precision: _gate("--min-precision", "precision (macro) is below this") = None,
+    min_recall: _gate("--min-recall", "recall (macro) is below this") = None,
+    min_f1: _gate("--min-f1", "F1 (macro) is below this") = None,
+    min_auc: _gate("--min-auc", "ROC-AUC is below this") = None,
+    max_log_loss: _gate("--max-log-loss", "the log loss is above this") = None,
+    max_loss: _gate("--max-loss", "the loss is above this") = None,
+    min_r2: _gate("--min-r2", "R^2 is below this (regression)") = None,
+    max_mae: _gate("--max-mae", "the MAE is above this (regression)") = None,
+    max_rmse: _gate("--max-rmse", "the RMSE is above this (regression)") = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Evaluate a trained network: loss, accuracy or R^2, confusion matrix."""
+    """Evaluate a trained network: the loss, every metric, a confusion matrix; CI gates."""
     from ..errors import CheckFailed, ConfigError
-    from ..inference import SPLITS, evaluate_model, gate_failures, load_model
+    from ..inference import GATES, SPLITS, check_gates, evaluate_model, gate_failures, load_model
     from . import console
 
     if split not in SPLITS:
         raise ConfigError(f"--split: {split!r} is not a split; expected one of {', '.join(SPLITS)}")
     if data is not None and dataset is not None:
         raise ConfigError("--data and --dataset: give one or the other")
+    given = locals()  # the gates' parameters are named after their options
+    thresholds = {opt: given[opt[2:].replace("-", "_")] for opt in GATES}
     model = load_model(weights)
+    check_gates(model.task, thresholds)  # before any data is read
     result = evaluate_model(model, data=data, dataset=dataset, split=split)
     for w in result.get("warnings", []):
         print(f"warning: {console.safe(w)}", file=sys.stderr)
-    failures = gate_failures(result, min_accuracy=min_accuracy, min_r2=min_r2, max_loss=max_loss)
+    failures = gate_failures(result, thresholds)
     result["passed"] = not failures
     result["failures"] = failures
     if json_out:
         console.json_line(result)
     else:
-        metric = (
-            [("accuracy", result["accuracy"])] if "accuracy" in result else [("r2", result["r2"])]
-        )
-        console.key_values(
-            f"{result['data']}", [("loss", result["loss"]), *metric, ("rows", result["rows"])]
-        )
-        if "confusion_matrix" in result:
-            console.confusion(result["classes"], result["confusion_matrix"])
+        _render(result)
     if failures:
         raise CheckFailed("; ".join(failures))
+
+
+CLASSIFICATION_ROWS = (
+    ("accuracy", "accuracy"),
+    ("balanced accuracy", "balanced_accuracy"),
+    ("precision (macro)", "precision_macro"),
+    ("recall (macro)", "recall_macro"),
+    ("F1 (macro)", "f1_macro"),
+    ("ROC-AUC", "roc_auc"),
+    ("log loss", "log_loss"),
+)
+REGRESSION_ROWS = (("R^2", "r2"), ("MAE", "mae"), ("RMSE", "rmse"))
+
+
+def _render(result: dict) -> None:
+    from . import console
+
+    classify = result["task"] == "classification"
+    rows = CLASSIFICATION_ROWS if classify else REGRESSION_ROWS
+    items = [("loss", result["loss"]), *((label, result[k]) for label, k in rows)]
+    console.key_values(f"{result['data']}", [*items, ("rows", result["rows"])])
+    if classify:
+        per = result["per_class"]
+        console.table(
+            "per class",
+            ["class", "precision", "recall", "F1", "rows"],
+            [[c, v["precision"], v["recall"], v["f1"], v["rows"]] for c, v in per.items()],
+        )
+        console.confusion(result["classes"], result["confusion_matrix"])
+    elif len(result["per_target"]) > 1:
+        per = result["per_target"]
+        console.table(
+            "per target",
+            ["target", "R^2", "MAE", "RMSE"],
+            [[t, v["r2"], v["mae"], v["rmse"]] for t, v in per.items()],
+        )
 
 
 @app.command()

@@ -13,25 +13,21 @@ import json
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from ..errors import did_you_mean
 from ..nn.activations import ACTIVATIONS
 from ..nn.losses import CLASSIFICATION_LOSSES, LOSSES
 from ..nn.network import INITS
-
-BUILTIN_DATASETS = (
-    "xor",
-    "moons",
-    "circles",
-    "spirals",
-    "friedman",
-    "iris",
-    "digits",
-    "wine",
-    "breast_cancer",
-    "penguins",
+from .data import (  # noqa: F401 (the data section is part of the one home of the rules)
+    BUILTIN_DATASETS,
+    COLUMN_TYPES,
+    MAX_DISTINCT,
+    ColumnConfig,
+    DataConfig,
+    Strict,
+    path_text,
 )
+
 # Bounds on a network, for configs and for the weights files that claim one: checked before
 # anything is allocated.
 MAX_LAYERS = 1000
@@ -46,6 +42,28 @@ InitName = Literal[INITS]  # type: ignore[valid-type]
 def task_of(loss: str) -> str:
     """classification for the cross-entropy losses, regression for the others."""
     return "classification" if loss in CLASSIFICATION_LOSSES else "regression"
+
+
+# Validation metrics an early stopping or a plateau schedule may watch beyond metrics.csv's
+# usual columns; a run that watches one computes it every epoch (and writes its column).
+EXTRA_MONITORS = {
+    "classification": (
+        "val_balanced_accuracy",
+        "val_precision_macro",
+        "val_recall_macro",
+        "val_f1_macro",
+        "val_roc_auc",
+        "val_log_loss",
+    ),
+    "regression": ("val_mae", "val_rmse"),
+}
+
+
+def metric_direction(column: str) -> str:
+    """min for a loss or an error (loss, log_loss, mae, rmse, grad and weight norms), max for a
+    score (accuracy, R^2, precision, recall, F1, ROC-AUC)."""
+    scores = ("accuracy", "r2", "precision", "recall", "f1", "auc")
+    return "max" if any(s in column for s in scores) and "loss" not in column else "min"
 
 
 def parameter_count(widths: Sequence[int]) -> int:
@@ -77,93 +95,6 @@ def architecture_problem(
                 f"equal {before}; got {widths[i + 1]}"
             )
     return None
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-NumericImpute = Literal["mean", "median", "most_frequent", "constant", "none"]
-CategoricalImpute = Literal["category", "most_frequent", "none"]
-COLUMN_TYPES = ("numeric", "categorical")
-MAX_DISTINCT = 100  # distinct values a categorical column may have unless max_categories says
-
-
-class ColumnConfig(Strict):
-    """One feature column's treatment; what is not given comes from the data section's
-    defaults (and the type from the column's values: text, booleans -> categorical)."""
-
-    type: Literal["numeric", "categorical"] | None = None
-    impute: NumericImpute | CategoricalImpute | None = None
-    fill_value: float | str | None = None
-    missing_indicator: bool | None = None
-    max_categories: int | None = Field(None, ge=1, le=10_000)
-
-
-class DataConfig(Strict):
-    dataset: str | None = None
-    path: str | None = None
-    target: str | list[str] | None = None
-    features: list[str] | None = None
-    validation: float = Field(0.15, ge=0, lt=1)
-    test: float = Field(0.15, ge=0, lt=1)
-    standardize: bool = True
-    dropna: bool = False
-    # Feature columns: their types and how gaps are filled, fitted on the training rows.
-    columns: dict[str, ColumnConfig] = Field(default_factory=dict)
-    impute: NumericImpute = "mean"  # numeric gaps
-    impute_categorical: CategoricalImpute = "category"  # categorical gaps: their own category
-    fill_value: float = 0.0  # for impute: constant
-    missing_indicator: bool = False  # a 0/1 column per numeric feature that had gaps
-    max_categories: int | None = Field(None, ge=1, le=10_000)
-    n_samples: int | None = Field(None, gt=0, le=10_000_000)
-    noise: float | None = Field(None, ge=0)
-
-    @field_validator("path")
-    @classmethod
-    def _path_text(cls, v):
-        return _path_text("data.path", v)
-
-    @field_validator("columns", mode="before")
-    @classmethod
-    def _column_shorthand(cls, v):
-        """``island: categorical`` is ``island: {type: categorical}``."""
-        if isinstance(v, dict):
-            return {k: {"type": c} if isinstance(c, str) else c for k, c in v.items()}
-        return v
-
-    @field_validator("columns")
-    @classmethod
-    def _column_options(cls, v):
-        for name, c in v.items():
-            numeric_only = c.impute in ("mean", "median", "constant") or c.missing_indicator
-            if c.type == "categorical" and numeric_only:
-                what = f"impute: {c.impute}" if c.impute else "missing_indicator"
-                raise ValueError(
-                    f"data.columns.{name}: {what} is for numeric columns; a categorical column "
-                    "takes impute: category, most_frequent or none"
-                )
-            if c.type == "numeric" and (c.impute == "category" or c.max_categories):
-                what = "impute: category" if c.impute == "category" else "max_categories"
-                raise ValueError(f"data.columns.{name}: {what} is for categorical columns")
-        return v
-
-    @model_validator(mode="after")
-    def _source(self):
-        if (self.dataset is None) == (self.path is None):
-            raise ValueError(
-                "give exactly one of data.dataset (a built-in name) or data.path (a file)"
-            )
-        if self.dataset is not None and self.dataset not in BUILTIN_DATASETS:
-            hint = did_you_mean(self.dataset, BUILTIN_DATASETS)
-            raise ValueError(
-                f"data.dataset: unknown dataset {self.dataset!r}{hint}; built-ins are {', '.join(BUILTIN_DATASETS)}"
-            )
-        if self.validation + self.test >= 1:
-            raise ValueError(
-                f"data.test: data.validation + data.test must be < 1 (got {self.validation} + {self.test})"
-            )
-        return self
 
 
 class LayerConfig(Strict):
@@ -272,10 +203,10 @@ class EarlyStoppingConfig(Strict):
 
     @property
     def resolved_mode(self) -> str:
-        """min for losses, max for accuracy and R^2, unless given."""
+        """min for losses and errors, max for the scores (accuracy, R^2, F1, ...), unless given."""
         if self.mode != "auto":
             return self.mode
-        return "max" if ("accuracy" in self.monitor or "r2" in self.monitor) else "min"
+        return metric_direction(self.monitor)
 
 
 class _Gamma(Strict):
@@ -388,13 +319,7 @@ class OutputConfig(Strict):
     @field_validator("dir")
     @classmethod
     def _dir_text(cls, v):
-        return _path_text("output.dir", v)
-
-
-def _path_text(key: str, v: str | None) -> str | None:
-    if v is not None and ("\0" in v or not v.strip()):
-        raise ValueError(f"{key}: expected a file system path (got {v!r})")
-    return v
+        return path_text("output.dir", v)
 
 
 class Config(Strict):
@@ -445,6 +370,16 @@ class Config(Strict):
     def task(self) -> str:
         """classification for cross-entropy losses, regression otherwise."""
         return task_of(self.loss)
+
+    @property
+    def scales_target(self) -> bool:
+        """Whether regression targets are standardized (data.standardize_target, auto: an
+        identity output layer)."""
+        if self.task != "regression":
+            return False
+        if self.data.standardize_target == "auto":
+            return self.model.layers[-1].activation == "identity"
+        return self.data.standardize_target
 
     @property
     def batch_size(self) -> int | None:

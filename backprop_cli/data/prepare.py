@@ -16,7 +16,7 @@ from .builtin import load_builtin
 from .columns import encode, encoded_names, fit_columns, scaled
 from .dataset import Dataset, streams
 from .files import load_file
-from .targets import class_labels, encode_classes, encode_targets
+from .targets import class_labels, encode_classes, encode_targets, regression_targets
 
 
 def load_dataset(data: DataConfig, seed: int) -> Dataset:
@@ -62,6 +62,13 @@ class Prepared:
     dataset: Dataset
     indices: dict[str, np.ndarray]
     columns: list[ColumnSpec]
+    y_mean: np.ndarray | None = None  # regression targets standardized: y = y_mean + y_scale t
+    y_scale: np.ndarray | None = None
+
+    def unscale(self, t: np.ndarray) -> np.ndarray:
+        """Targets or outputs back in the target's units (float64)."""
+        t = np.asarray(t, dtype=np.float64)
+        return t if self.y_mean is None else t * self.y_scale + self.y_mean
 
     @property
     def n_features(self) -> int:
@@ -117,19 +124,44 @@ def split_rows(
 
 
 def prepare(
-    ds: Dataset, data: DataConfig, loss: str, seed: int, dtype=np.float32, where: str = "data"
+    ds: Dataset,
+    data: DataConfig,
+    loss: str,
+    seed: int,
+    dtype=np.float32,
+    where: str = "data",
+    scale_target: bool = False,
 ) -> Prepared:
     """Split, fit the columns' encoding and the standardization on the training rows, encode
-    every split and the targets."""
+    every split and the targets (standardized too with ``scale_target``, for regression)."""
     classes, ids = split_rows(ds, loss, seed, data.validation, data.test, where)
     columns = fit_columns(ds.features.iloc[ids["train"]], data, where)
     E, _ = encode(ds.features, columns, where)
     mean, scale = standardization(E[ids["train"]], columns, data.standardize, where)
     y_all = encode_targets(ds.targets, loss, classes, where, dtype)
+    y_mean = y_scale = None
+    if classes is None and scale_target:
+        y_all, y_mean, y_scale = standardize_target(ds.targets, ids["train"], where, dtype)
     names = encoded_names(columns)
     Xs = {k: apply_preprocessing(E[i], mean, scale, dtype, where, names) for k, i in ids.items()}
     ys = {k: y_all[i] for k, i in ids.items()}
-    return Prepared(task_of(loss), Xs, ys, mean, scale, classes, ds, ids, columns)
+    task = task_of(loss)
+    return Prepared(task, Xs, ys, mean, scale, classes, ds, ids, columns, y_mean, y_scale)
+
+
+def standardize_target(targets: np.ndarray, train: np.ndarray, where: str, dtype):
+    """Regression targets as (y - mean) / std of the training rows, per column (std 1 for a
+    constant column), in ``dtype``; and the mean and std, to give predictions back in units."""
+    t = regression_targets(targets, where)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, scale = t[train].mean(axis=0), t[train].std(axis=0)
+    scale[scale == 0] = 1.0
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+        raise DataError(
+            f"{where}: the target has values too large to standardize; rescale it, or set "
+            "data.standardize_target: false"
+        )
+    return ((t - mean) / scale).astype(dtype), mean, scale
 
 
 def standardization(E: np.ndarray, columns: list[ColumnSpec], standardize: bool, where: str):

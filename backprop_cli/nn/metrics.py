@@ -1,4 +1,7 @@
-"""Metrics beside the loss: accuracy, R^2, the confusion matrix."""
+"""Metrics beside the loss, as scikit-learn's ``sklearn.metrics`` defines them (tested against
+it): accuracy, the confusion matrix, precision, recall and F1 (per class and macro),
+balanced accuracy, ROC-AUC (binary; one-vs-rest macro for several classes), log loss;
+R^2, MAE and RMSE per target column and their mean."""
 
 from __future__ import annotations
 
@@ -57,3 +60,109 @@ def confusion_matrix(y: np.ndarray, out: np.ndarray, n_classes: int) -> np.ndarr
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (class_indices(y), predicted_classes(out)), 1)
     return cm
+
+
+def probabilities(out: np.ndarray) -> np.ndarray:
+    """(n, k) class probabilities from the output layer (one sigmoid unit: [1 - p, p])."""
+    out = np.asarray(out, dtype=np.float64)
+    return np.c_[1.0 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
+
+
+def precision_recall_f1(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per class, from a confusion matrix (rows true, columns predicted); 0 where undefined
+    (no prediction, or no row, of the class), as sklearn's zero_division=0."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(actual > 0, tp / actual, 0.0)
+        both = precision + recall
+        f1 = np.where(both > 0, 2 * precision * recall / both, 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """The mean recall over the classes that have rows."""
+    cm = np.asarray(cm, dtype=np.float64)
+    actual = cm.sum(axis=1)
+    present = actual > 0
+    return float(np.mean(np.diag(cm)[present] / actual[present])) if present.any() else math.nan
+
+
+def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """The area under the ROC curve: the probability that a positive row scores above a
+    negative one (ties count half), from the ranks (Mann-Whitney U); NaN with one kind only."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score, dtype=np.float64)[order]
+    ranks = np.empty(len(s))
+    start = 0
+    while start < len(s):  # tied scores share their average rank
+        end = start
+        while end + 1 < len(s) and s[end + 1] == s[start]:
+            end += 1
+        ranks[start : end + 1] = (start + end) / 2 + 1
+        start = end + 1
+    rank_sum = ranks[positive[order]].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_auc(y: np.ndarray, out: np.ndarray) -> float:
+    """Binary ROC-AUC of the positive class's probability; one-vs-rest, macro, for more classes."""
+    truth, p = class_indices(y), probabilities(out)
+    if p.shape[1] == 2:
+        return binary_auc(truth == 1, p[:, 1])
+    aucs = [binary_auc(truth == c, p[:, c]) for c in range(p.shape[1])]
+    return float(np.mean(aucs))  # NaN when a class has no rows: undefined, as in sklearn
+
+
+def log_loss(y: np.ndarray, out: np.ndarray) -> float:
+    """-mean log p(true class), probabilities clipped to [eps, 1 - eps] (float64's eps)."""
+    truth, p = class_indices(y), probabilities(out)
+    eps = np.finfo(np.float64).eps
+    picked = np.clip(p[np.arange(len(truth)), truth], eps, 1 - eps)
+    return float(-np.mean(np.log(picked))) if len(truth) else math.nan
+
+
+def classification_report(y: np.ndarray, out: np.ndarray, classes: list) -> dict:
+    """Every classification metric of ``out`` against ``y``, macro and per class."""
+    cm = confusion_matrix(y, out, len(classes))
+    prf = precision_recall_f1(cm)
+    report = {
+        "accuracy": accuracy(y, out),
+        "balanced_accuracy": balanced_accuracy(cm),
+        **{f"{k}_macro": float(v.mean()) for k, v in prf.items()},
+        "roc_auc": roc_auc(y, out),
+        "log_loss": log_loss(y, out),
+        "per_class": {
+            str(c): {k: float(v[i]) for k, v in prf.items()} | {"rows": int(cm[i].sum())}
+            for i, c in enumerate(classes)
+        },
+    }
+    return report
+
+
+def regression_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:
+    """R^2, MAE and RMSE of each target column and their mean (uniform average)."""
+    y = y.reshape(len(y), -1).astype(np.float64)
+    pred = pred.reshape(len(pred), -1).astype(np.float64)
+    if len(names) != y.shape[1]:
+        names = [f"y{j}" for j in range(y.shape[1])]
+    err = y - pred
+    mae = np.abs(err).mean(axis=0)
+    rmse = np.sqrt((err * err).mean(axis=0))
+    r2 = [r2_score(y[:, j], pred[:, j]) for j in range(y.shape[1])]
+    return {
+        "r2": r2_score(y, pred),
+        "mae": float(mae.mean()),
+        "rmse": float(rmse.mean()),
+        "per_target": {
+            n: {"r2": r2[j], "mae": float(mae[j]), "rmse": float(rmse[j])}
+            for j, n in enumerate(names)
+        },
+    }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config, architecture_problem, parameter_count, task_of
+from ..config.models import EXTRA_MONITORS
 from ..data import Prepared, load_dataset, prepare, streams
 from ..errors import ConfigError
 from ..nn.losses import Loss, get_loss
@@ -94,11 +95,12 @@ def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
         watched.append(("training.early_stopping.monitor", t.early_stopping.monitor))
     if t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau":
         watched.append(("training.lr_schedule.monitor", t.lr_schedule.monitor))
+    extras = EXTRA_MONITORS[cfg.task]
     for key, col in watched:
-        if col not in columns:
+        if col not in columns and col not in extras:
             raise ConfigError(
                 f"{source}: {key}: {col!r} is not a metrics.csv column; expected one of "
-                f"{', '.join(columns[:5])}, grad_norm_0, ..."
+                f"{', '.join(columns[:5])}, grad_norm_0, ..., or {', '.join(extras)}"
             )
         if col.startswith("val_") and len(prep.X["val"]) == 0:
             raise ConfigError(
@@ -110,7 +112,15 @@ def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
 def load_prepared(cfg: Config, where: str) -> Prepared:
     """The config's data, split, standardized and encoded for its loss and dtype."""
     ds = load_dataset(cfg.data, cfg.seed)
-    return prepare(ds, cfg.data, cfg.loss, cfg.seed, dtype=cfg.model.dtype, where=where)
+    return prepare(
+        ds,
+        cfg.data,
+        cfg.loss,
+        cfg.seed,
+        dtype=cfg.model.dtype,
+        where=where,
+        scale_target=cfg.scales_target,
+    )
 
 
 @dataclass

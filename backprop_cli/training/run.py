@@ -18,14 +18,16 @@ import yaml
 
 from .. import __version__
 from ..config import Config
+from ..config.models import EXTRA_MONITORS
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
+from ..nn.metrics import classification_report, regression_report
 from ..store import checkpoint, weights
 from ..store.files import RUN_LOCK, DirLock, json_safe, lock_run_dir, new_run_dir, write_text
 from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, clear_unstarted, write_summary
 from . import resume as resuming
 from .build import Setup, build_optimizer, build_schedule, setup
 from .stop import STOP
-from .trainer import EarlyStopping, Progress, Trainer, evaluate
+from .trainer import EarlyStopping, Progress, Trainer
 
 SUMMARY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "time_s")
 
@@ -44,12 +46,23 @@ def weights_spec(s: Setup, net, epoch: int) -> weights.WeightsSpec:
         classes=prep.classes,
         feature_names=prep.feature_names,
         columns=prep.columns,
+        y_mean=None if prep.y_mean is None else prep.y_mean.tolist(),
+        y_scale=None if prep.y_scale is None else prep.y_scale.tolist(),
         target_names=prep.dataset.target_names,
         data=weights.SpecData(**cfg.data.model_dump(), source=prep.dataset.source),
         seed=cfg.seed,
         epoch=epoch,
         backprop_version=__version__,
     )
+
+
+def watched_extras(cfg: Config) -> tuple[str, ...]:
+    """The extra validation metrics (config.EXTRA_MONITORS) a monitor of the config watches."""
+    t = cfg.training
+    watched = [t.early_stopping.monitor] if t.early_stopping else []
+    if t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau":
+        watched.append(t.lr_schedule.monitor)
+    return tuple(dict.fromkeys(c for c in watched if c in EXTRA_MONITORS[cfg.task]))
 
 
 def make_trainer(s: Setup, opt) -> Trainer:
@@ -79,6 +92,8 @@ def make_trainer(s: Setup, opt) -> Trainer:
         clip_grad_value=t.clip_grad_value,
         on_divergence=t.on_divergence,
         max_rollbacks=t.max_rollbacks,
+        val_metrics=watched_extras(cfg),
+        unscale=prep.unscale,
     )
 
 
@@ -291,9 +306,6 @@ class Run:
         keep = (*SUMMARY_COLUMNS, f"train_{metric}", f"val_{metric}")
         rows = [{k: v for k, v in r.items() if k in keep} for r in self.rows]
         best_by, best = self._best(rows)
-        test_loss, test_metric = evaluate(
-            self.net, self.loss, self.prep.X["test"], self.prep.y["test"], task
-        )
         tr = self.trainer
         return {
             "name": self.cfg.name,
@@ -307,7 +319,7 @@ class Run:
             "best_by": best_by,
             "restored_best": tr.restores_best
             and self.stop_reason in ("completed", "early_stopping"),
-            "test": {"loss": test_loss, metric: test_metric, "rows": len(self.prep.X["test"])},
+            "test": self._test_report(),
             "warnings": [w for r in self.rows for w in r.get("warnings", [])] + tr.pending_warnings,
             "rollbacks": tr.rollbacks,
             "seed": self.cfg.seed,
@@ -321,6 +333,22 @@ class Run:
             # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
             "optimizer_update": "compiled" if self.opt.compiled else "numpy",
         }
+
+    def _test_report(self) -> dict:
+        """The test split: the loss and every metric (nn/metrics.py), regression in the
+        target's units (the loss too, where the target was standardized for training)."""
+        prep, X, y = self.prep, self.prep.X["test"], self.prep.y["test"]
+        metric = "accuracy" if prep.task == "classification" else "r2"
+        if len(X) == 0:
+            return {"loss": float("nan"), metric: float("nan"), "rows": 0}
+        loss, out = self.net.evaluate(X, y, self.loss)
+        if prep.task == "classification":
+            return {"loss": loss, "rows": len(X), **classification_report(y, out, prep.classes)}
+        pred, truth = prep.unscale(out), prep.unscale(y)
+        if prep.y_mean is not None:
+            loss = self.loss.value(None, pred, truth)
+        names = prep.dataset.target_names or [f"y{j}" for j in range(truth.shape[1])]
+        return {"loss": loss, "rows": len(X), **regression_report(truth, pred, names)}
 
     def _best(self, rows: list[dict]) -> tuple[str, dict]:
         """(the column the best epoch is chosen by, its row)."""

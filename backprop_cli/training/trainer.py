@@ -18,7 +18,15 @@ import numpy as np
 
 from ..errors import DivergenceError
 from ..nn.losses import Loss
-from ..nn.metrics import accuracy, count_correct, r2_from_sums, r2_score, squared_errors
+from ..nn.metrics import (
+    accuracy,
+    classification_report,
+    count_correct,
+    r2_from_sums,
+    r2_score,
+    regression_report,
+    squared_errors,
+)
 from ..nn.network import Network
 from ..nn.optimizers import Optimizer
 from ..nn.schedules import Schedule
@@ -112,6 +120,8 @@ class Trainer:
         clip_grad_value: float | None = None,
         on_divergence: str = "stop",
         max_rollbacks: int = 3,
+        val_metrics: tuple[str, ...] = (),
+        unscale: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
         self.epochs, self.shuffle, self.rngs = epochs, shuffle, rngs
@@ -122,6 +132,9 @@ class Trainer:
         self.early, self.restore_best = early, restore_best
         self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
         self.on_divergence, self.max_rollbacks = on_divergence, max_rollbacks
+        # Validation metrics beyond loss and accuracy/R^2 that a monitor watches (val_f1_macro,
+        # ...), computed every epoch; ``unscale`` gives regression outputs in the target's units.
+        self.val_metrics, self.unscale = tuple(val_metrics), unscale
         self.epoch = 0  # completed epochs
         self.rollbacks = 0
         self.warned: list[str] = []
@@ -324,7 +337,24 @@ class Trainer:
             loss, value = float("nan"), float("nan")
         record["val_loss"], record[f"val_{metric}"] = loss, value
         record["lr"] = self.opt.lr
+        if self.val_metrics:
+            record |= self._val_report()
         return record
+
+    def _val_report(self) -> dict:
+        """The validation metrics a monitor watches beyond loss and accuracy or R^2 (F1, ROC-AUC,
+        MAE, ...: config.EXTRA_MONITORS), regression errors in the target's units."""
+        if self.val is None:
+            return {c: float("nan") for c in self.val_metrics}
+        X, y = self.val
+        _, out = self.net.evaluate(X, y, None)
+        if self.task == "classification":
+            k = max(2, self.net.sizes[-1])
+            report = classification_report(y, out, list(range(k)))
+        else:
+            unscale = self.unscale or (lambda t: t)
+            report = regression_report(unscale(y), unscale(out), [])
+        return {c: report[c.removeprefix("val_")] for c in self.val_metrics}
 
     def _after_epoch(self, record: dict) -> None:
         epoch = record["epoch"]
