@@ -21,6 +21,7 @@ from .data import (
     file_digest,
     load_builtin,
     load_file,
+    read_columns,
     split_rows,
     table_columns,
 )
@@ -129,7 +130,7 @@ def training_data(model: Model, dataset: str | None = None) -> tuple[Dataset, st
             f"{path}: the file changed since training (sha256 differs), so its split cannot be "
             "rebuilt; pass --data FILE to evaluate on all of its rows"
         )
-    return load_file(path, d.target, d.features, d.dropna), str(path)
+    return load_file(path, d.target, d.features, d.dropna, sep=d.sep), str(path)
 
 
 def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None:
@@ -211,9 +212,22 @@ def evaluate_model(
     return result
 
 
-def predict_rows(model: Model, input_path: str, proba: bool = False):
+def predict_rows(model: Model, input_path: str, proba: bool = False, keep: list[str] = ()):
     """(A pandas DataFrame of predictions for the rows of ``input_path``, original labels
-    restored; the warnings)."""
+    restored, after the input columns ``keep`` (ids, names) as they are; the warnings)."""
+    frame, warnings = _predictions(model, input_path, proba)
+    if keep:
+        if Path(input_path).suffix.lower() == ".npz":
+            raise DataError(f"{input_path}: --keep needs a table with named columns, not an .npz")
+        clash = [c for c in keep if c in frame.columns]
+        if clash:
+            raise DataError(f"--keep {clash[0]}: the predictions have a column of that name")
+        kept = read_columns(input_path, list(dict.fromkeys(keep))).reset_index(drop=True)
+        frame = kept.join(frame)
+    return frame, warnings
+
+
+def _predictions(model: Model, input_path: str, proba: bool):
     import pandas as pd
 
     spec = model.spec

@@ -106,3 +106,61 @@ def test_f1_as_an_early_stopping_monitor(capsys, tmp_path):
         "--set", "training.early_stopping={monitor: val_rmse}",
     )  # fmt: skip
     assert code == 2 and "'val_rmse' is not a metrics.csv column" in err
+
+
+# ---------------------------------------------------------------------------- reading files
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("semi.csv", "a;b;label\n1;2;x\n3;4;y\n5;6;x\n7;8;y\n"),
+        ("tabs.csv", "a\tb\tlabel\n1\t2\tx\n3\t4\ty\n5\t6\tx\n7\t8\ty\n"),
+        ("pipes.txt", "a|b|label\n1|2|x\n3|4|y\n5|6|x\n7|8|y\n"),
+        ("quoted.csv", '"a","b","label"\n1,2,"x"\n3,4,"y"\n5,6,"x"\n7,8,"y"\n'),
+        ("semi-in-quotes.csv", '"a;1",b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n'),
+    ],
+)
+def test_the_delimiter_is_sniffed_from_the_header(tmp_path, name, text):
+    """A tab-separated file named .csv used to be read as one column, with no hint."""
+    from backprop_cli.data import load_file
+
+    (tmp_path / name).write_text(text)
+    ds = load_file(tmp_path / name, target="label")
+    assert len(ds.feature_names) == 2 and ds.features.shape == (4, 2)
+    assert ds.targets.tolist() == ["x", "y", "x", "y"]
+
+
+def test_a_forced_wrong_delimiter_gets_a_hint(capsys, tmp_path):
+    (tmp_path / "t.csv").write_text("a\tb\tlabel\n1\t2\tx\n3\t4\ty\n")
+    (tmp_path / "c.yaml").write_text(
+        'data: {path: t.csv, target: label, sep: ","}\n'
+        "model: {layers: [{units: 2, activation: softmax}]}\n"
+    )
+    code, _, err = run_cli(capsys, "validate", tmp_path / "c.yaml")
+    assert code == 2 and "read as one column" in err and "data.sep: '\\t'" in err
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_json_records_train_and_predict(capsys, tmp_path, suffix):
+    table = houses(120)
+    if suffix == ".json":
+        table.to_json(tmp_path / f"h{suffix}", orient="records")
+    else:
+        table.to_json(tmp_path / f"h{suffix}", orient="records", lines=True)
+    (tmp_path / "c.yaml").write_text(REGRESSION.replace("houses.csv", f"h{suffix}"))
+    code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys, "predict", "-w", tmp_path / "r" / "weights.npz", "-i", tmp_path / f"h{suffix}",
+        "--keep", "town,rooms",
+    )  # fmt: skip
+    assert code == 0, err
+    pred = pd.read_csv(io.StringIO(out))
+    assert list(pred.columns) == ["town", "rooms", "price", "rent"]
+    assert pred["town"].tolist() == table["town"].tolist()  # the ids beside their predictions
+    code, _, err = run_cli(
+        capsys, "predict", "-w", tmp_path / "r" / "weights.npz", "-i", tmp_path / f"h{suffix}",
+        "--keep", "id",
+    )  # fmt: skip
+    assert code == 2 and "no column 'id' to keep" in err

@@ -117,7 +117,8 @@ def _render(result: dict) -> None:
 def predict(
     weights: Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")],
     input_: Annotated[
-        str, typer.Option("--input", "-i", help="CSV/TSV/Parquet/NPZ file of rows to predict.")
+        str,
+        typer.Option("--input", "-i", help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict."),
     ],
     output: Annotated[
         Path | None,
@@ -129,6 +130,14 @@ def predict(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace --output if it exists.")
     ] = False,
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            "--keep",
+            help="Copy these input columns (id,name) beside the predictions.",
+            metavar="COLS",
+        ),
+    ] = None,
 ) -> None:
     """Predict new rows with the stored preprocessing; CSV out with the original labels."""
     from ..inference import load_model, predict_rows
@@ -140,7 +149,8 @@ def predict(
     if output is not None:
         refuse_existing(output, overwrite, "--output")
     model = load_model(weights)
-    frame, warnings = predict_rows(model, input_, proba=proba)
+    kept = [c.strip() for c in keep.split(",") if c.strip()] if keep is not None else []
+    frame, warnings = predict_rows(model, input_, proba=proba, keep=kept)
     for w in warnings:
         print(f"warning: {console.safe(w)}", file=sys.stderr)
     text = frame.to_csv(index=False, lineterminator="\n", float_format="%.8g")

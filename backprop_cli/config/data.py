@@ -62,6 +62,7 @@ class DataConfig(Strict):
     # layer can reach any value (identity), not a bounded one (sigmoid's 0..1 targets stay)
     standardize_target: bool | Literal["auto"] = "auto"
     dropna: bool = False
+    sep: str | None = Field(None, min_length=1, max_length=1)  # a .csv/.txt's delimiter (sniffed)
     # Feature columns: their types and how gaps are filled, fitted on the training rows.
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     impute: NumericImpute = "mean"  # numeric gaps

@@ -5,7 +5,7 @@ from .builtin import builtin_features, describe_builtins, load_builtin
 from .columns import describe as describe_columns
 from .columns import encode
 from .dataset import Dataset, streams
-from .files import file_digest, load_file, table_columns
+from .files import file_digest, load_file, read_columns, table_columns
 from .prepare import (
     Prepared,
     apply_preprocessing,
@@ -34,6 +34,7 @@ __all__ = [
     "load_file",
     "prepare",
     "regression_targets",
+    "read_columns",
     "split_indices",
     "table_columns",
     "streams",

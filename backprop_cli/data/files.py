@@ -14,7 +14,24 @@ from ..errors import DataError
 from ..store.npz import NpzReader, npz_errors
 from .dataset import Dataset, name_list, numeric_dataset
 
-FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".npz")
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".json", ".jsonl", ".npz")
+SEPARATORS = (",", "\t", ";", "|")  # what a .csv/.txt header line is sniffed for
+
+
+def sniff_sep(path: Path) -> str:
+    """The delimiter of a text table, from its header line: the most frequent of , TAB ; |
+    outside quotes (a .tsv is tab-separated; no delimiter at all: a comma)."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return ","
+    unquoted = "".join(part for i, part in enumerate(line.split('"')) if i % 2 == 0)
+    counts = {sep: unquoted.count(sep) for sep in SEPARATORS}
+    best = max(SEPARATORS, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
 
 
 def file_digest(path: Path) -> str:
@@ -25,9 +42,11 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_frame(path: Path, header: bool = True, rows: int | None = None):
+def _read_frame(path: Path, header: bool = True, rows: int | None = None, sep: str | None = None):
     """The file as a DataFrame (``rows``: only that many data rows); one DataError line when
-    it cannot be read. ``header`` False: the first row is data, the columns are 0, 1, ..."""
+    it cannot be read. ``header`` False: the first row is data, the columns are 0, 1, ...
+    ``sep`` None: sniffed from the header line (``sniff_sep``). JSON: an array of records, or
+    JSON Lines (.jsonl), one record a line."""
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -39,7 +58,10 @@ def _read_frame(path: Path, header: bool = True, rows: int | None = None):
                 raise DataError(
                     f"{path}: reading Parquet needs pyarrow: pip install 'backprop-cli[parquet]'"
                 ) from None
-        sep = "\t" if suffix == ".tsv" else ","
+        if suffix in (".json", ".jsonl"):
+            frame = pd.read_json(path, lines=suffix == ".jsonl", orient="records")
+            return frame.head(rows) if rows is not None else frame
+        sep = sep or sniff_sep(path)
         return pd.read_csv(path, sep=sep, header=0 if header else None, nrows=rows)
     except DataError:
         raise
@@ -64,7 +86,8 @@ def _check_path(path: Path) -> None:
         raise DataError(f"{path}: is a directory, expected a data file")
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise DataError(
-            f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected .csv, .tsv, .parquet or .npz"
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected .csv, .tsv, "
+            ".txt, .parquet, .json, .jsonl or .npz"
         )
 
 
@@ -75,16 +98,19 @@ def load_table(
     dropna: bool = False,
     need_target: bool = True,
     header: bool = True,
+    sep: str | None = None,
 ) -> Dataset:
-    """Features and target columns of a CSV/TSV/Parquet file, checked column by column.
+    """Features and target columns of a CSV/TSV/Parquet/JSON file, checked column by column.
     ``header`` False: a CSV whose first row is data; its columns are named 0, 1, ..."""
     _check_path(path)
-    frame = _read_frame(path, header)
+    frame = _read_frame(path, header, sep=sep)
     if frame.shape[0] == 0:
         raise DataError(
             f"{path}: no data rows (only a header with columns {', '.join(map(str, frame.columns))})"
         )
     frame.columns = [str(c) for c in frame.columns]
+    if frame.shape[1] == 1:
+        _one_column(path, frame.columns[0])
     feats, targets = _columns(path, list(frame.columns), target, features, need_target)
     if list(frame.columns) != feats + targets:  # each selection costs a pass over the columns
         frame = frame[feats + targets]
@@ -105,6 +131,17 @@ def load_table(
     else:
         targets_arr = np.empty((len(frame), 0))
     return Dataset(frame[feats], targets_arr, targets, {})
+
+
+def _one_column(path: Path, name: str) -> None:
+    """A table read as one column whose name holds another delimiter was split wrong."""
+    for sep, said in (("\t", "tabs"), (";", "semicolons"), ("|", "'|'")):
+        if sep in name:
+            shown = "'\\t'" if sep == "\t" else repr(sep)
+            raise DataError(
+                f"{path}: read as one column, whose name holds {said}; the file looks "
+                f"{said}-separated: set data.sep: {shown}"
+            )
 
 
 def _columns(
@@ -175,12 +212,25 @@ def load_npz(path: Path) -> Dataset:
 
 
 def table_columns(path: str | Path) -> list[str]:
-    """The column names of a table file (its header), read without its rows."""
+    """The column names of a table file (its header), read without its rows where it can."""
     p = Path(path).expanduser()
     _check_path(p)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return [str(c) for c in _read_frame(p).columns]
-    return [str(c) for c in _read_frame(p, rows=0).columns]
+    rows = None if p.suffix.lower() in (".parquet", ".pq", ".json") else 0
+    return [str(c) for c in _read_frame(p, rows=rows).columns]
+
+
+def read_columns(path: str | Path, names: list[str]):
+    """The columns ``names`` of a table file as they are (predict --keep copies them)."""
+    p = Path(path).expanduser()
+    _check_path(p)
+    frame = _read_frame(p)
+    frame.columns = [str(c) for c in frame.columns]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{p}: no column {missing[0]!r} to keep; the columns are {name_list(frame.columns)}"
+        )
+    return frame[names]
 
 
 def load_file(
@@ -190,13 +240,14 @@ def load_file(
     dropna: bool = False,
     need_target: bool = True,
     header: bool = True,
+    sep: str | None = None,
 ) -> Dataset:
     """A data file by its extension; its source records the absolute path and its sha256."""
     p = Path(path).expanduser()
     ds = (
         load_npz(p)
         if p.suffix.lower() == ".npz"
-        else load_table(p, target, features, dropna, need_target, header)
+        else load_table(p, target, features, dropna, need_target, header, sep)
     )
     ds.source = {
         "path": str(p.resolve()),

@@ -23,7 +23,7 @@ def load_dataset(data: DataConfig, seed: int) -> Dataset:
     """The dataset a config's ``data`` section names (a built-in or a file)."""
     if data.dataset:
         return load_builtin(data.dataset, seed, data.n_samples, data.noise)
-    return load_file(data.path, data.target, data.features, data.dropna)
+    return load_file(data.path, data.target, data.features, data.dropna, sep=data.sep)
 
 
 def split_indices(
