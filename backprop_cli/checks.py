@@ -47,18 +47,38 @@ def check_all_combinations(eps: float = 1e-6, seed: int = 0) -> list[dict]:
                     b[:] = rng.normal(0.0, 0.1, b.shape)
                 X, y = random_problem(loss_name, n_out, rng)
                 checks = gradcheck(net, X, y, get_loss(loss_name), eps=eps)
-                worst = max(checks, key=lambda c: c.rel_error)
-                results.append(
-                    {
-                        "hidden": hidden,
-                        "output": output,
-                        "loss": loss_name,
-                        "rel_error": worst.rel_error,
-                        "worst_tensor": worst.name,
-                        "kinks": sum(c.kinks for c in checks),
-                    }
-                )
+                results.append(_row(hidden, output, loss_name, checks))
+    # Row weights (class_weight, sample_weight): each loss with its usual output, fused or not.
+    for loss_name, output in WEIGHTED:
+        n_out = 1 if loss_name == "binary_cross_entropy" else 3
+        net = Network([4, 5, 4, n_out], ["tanh", "tanh", output], dtype=np.float64)
+        net.init("xavier", rng)
+        X, y = random_problem(loss_name, n_out, rng)
+        w = rng.uniform(0.1, 3.0, len(X))
+        checks = gradcheck(net, X, y, get_loss(loss_name), eps=eps, w=w)
+        results.append(_row("tanh", output, f"{loss_name} (weighted)", checks))
     return results
+
+
+WEIGHTED = (
+    ("mse", "identity"),
+    ("mae", "identity"),
+    ("huber", "identity"),
+    ("binary_cross_entropy", "sigmoid"),
+    ("cross_entropy", "softmax"),
+)
+
+
+def _row(hidden: str, output: str, loss: str, checks) -> dict:
+    worst = max(checks, key=lambda c: c.rel_error)
+    return {
+        "hidden": hidden,
+        "output": output,
+        "loss": loss,
+        "rel_error": worst.rel_error,
+        "worst_tensor": worst.name,
+        "kinks": sum(c.kinks for c in checks),
+    }
 
 
 def check_config(

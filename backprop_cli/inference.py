@@ -130,7 +130,9 @@ def training_data(model: Model, dataset: str | None = None) -> tuple[Dataset, st
             f"{path}: the file changed since training (sha256 differs), so its split cannot be "
             "rebuilt; pass --data FILE to evaluate on all of its rows"
         )
-    return load_file(path, d.target, d.features, d.dropna, sep=d.sep), str(path)
+    return load_file(path, d.target, d.features, d.dropna, sep=d.sep, weight=d.sample_weight), str(
+        path
+    )
 
 
 def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None:

@@ -110,6 +110,7 @@ def test_resolved_contains_every_default(write_config):
         "clip_grad_value": None,
         "on_divergence": "stop",
         "max_rollbacks": 3,
+        "class_weight": None,
     }
 
 

@@ -340,3 +340,83 @@ def test_cross_entropy_equals_torch(rng):
     np.testing.assert_allclose(loss.value(z, a, y), ref.item(), rtol=1e-12)
     delta = loss.fused_delta(a, y, np.empty_like(a))
     np.testing.assert_allclose(delta, zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------- row weights
+
+
+def _one_layer(k_in: int, k_out: int, activation: str, seed: int):
+    from backprop_cli.nn.network import Network
+
+    rng = np.random.default_rng(seed)
+    net = Network([k_in, k_out], [activation], dtype=np.float64)
+    net.init("xavier", rng)
+    net.b[0][:] = rng.normal(0, 0.1, k_out)
+    return net, rng
+
+
+def test_class_weighted_cross_entropy_is_torchs():
+    """torch.nn.CrossEntropyLoss(weight=w): sum_i w[y_i] l_i / sum_i w[y_i], value and gradient."""
+    torch = pytest.importorskip("torch")
+    net, rng = _one_layer(4, 3, "softmax", 0)
+    X, y = rng.normal(size=(10, 4)), rng.integers(0, 3, 10)
+    class_w = np.array([0.5, 2.0, 1.25])
+    value = net.loss_and_grad(X, y, get_loss("cross_entropy"), w=class_w[y])
+    W = torch.tensor(net.W[0], requires_grad=True)
+    b = torch.tensor(net.b[0], requires_grad=True)
+    loss = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_w))(
+        torch.tensor(X) @ W + b, torch.tensor(y)
+    )
+    loss.backward()
+    assert value == pytest.approx(loss.item(), rel=1e-12)
+    np.testing.assert_allclose(net.gW[0], W.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(net.gb[0], b.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("name", "activation"),
+    [
+        ("mse", "identity"),
+        ("mae", "identity"),
+        ("huber", "identity"),
+        ("binary_cross_entropy", "sigmoid"),
+    ],
+)
+def test_row_weighted_losses_are_the_weighted_mean_of_the_rows(name, activation):
+    """sum_i w_i c_i / sum_i w_i, c_i the row's mean loss, value and gradient (torch's autograd
+    of that formula as the reference)."""
+    torch = pytest.importorskip("torch")
+    k = 1 if name == "binary_cross_entropy" else 2
+    net, rng = _one_layer(3, k, activation, 1)
+    X = rng.normal(size=(9, 3))
+    y = rng.integers(0, 2, (9, k)).astype(float) if k == 1 else rng.normal(size=(9, k))
+    w = rng.uniform(0.1, 3.0, 9)
+    value = net.loss_and_grad(X, y, get_loss(name), w=w)
+    W = torch.tensor(net.W[0], requires_grad=True)
+    b = torch.tensor(net.b[0], requires_grad=True)
+    z = torch.tensor(X) @ W + b
+    t = torch.tensor(y)
+    F = torch.nn.functional
+    elements = {
+        "mse": lambda: F.mse_loss(z, t, reduction="none"),
+        "mae": lambda: F.l1_loss(z, t, reduction="none"),
+        "huber": lambda: F.huber_loss(z, t, reduction="none"),
+        "binary_cross_entropy": lambda: F.binary_cross_entropy_with_logits(z, t, reduction="none"),
+    }[name]()
+    tw = torch.tensor(w)
+    loss = (tw * elements.mean(dim=1)).sum() / tw.sum()
+    loss.backward()
+    assert value == pytest.approx(loss.item(), rel=1e-12)
+    np.testing.assert_allclose(net.gW[0], W.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(net.gb[0], b.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_unit_weights_change_nothing():
+    net, rng = _one_layer(4, 3, "softmax", 2)
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
+    loss = get_loss("cross_entropy")
+    plain = net.loss_and_grad(X, y, loss)
+    g = net.grads.copy()
+    weighted = net.loss_and_grad(X, y, loss, w=np.full(8, 3.0))
+    assert weighted == pytest.approx(plain, rel=1e-15)
+    np.testing.assert_allclose(net.grads, g, rtol=1e-14)

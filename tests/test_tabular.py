@@ -164,3 +164,65 @@ def test_json_records_train_and_predict(capsys, tmp_path, suffix):
         "--keep", "id",
     )  # fmt: skip
     assert code == 2 and "no column 'id' to keep" in err
+
+
+# ---------------------------------------------------------------------------- imbalance
+
+
+def test_balanced_class_weights_are_scikit_learns():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from backprop_cli.config import load_config
+    from backprop_cli.training import build
+
+    cfg = load_config(CONFIGS / "imbalanced.yaml")
+    s = build.setup(cfg, "imbalanced.yaml")
+    w = build.row_weights(cfg, s.prep, "imbalanced.yaml")
+    y = s.prep.y["train"]
+    want = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
+    np.testing.assert_allclose(w["train"], want[y], rtol=1e-12)
+    assert w["test"] is not None and len(w["test"]) == len(s.prep.y["test"])
+
+
+def test_class_weight_finds_the_rare_class(capsys, tmp_path):
+    """configs/imbalanced.yaml: balanced class weights raise the rare class's recall."""
+    recall = {}
+    for how in ("balanced", "null"):
+        out = tmp_path / how
+        code, _, err = run_cli(
+            capsys, "train", CONFIGS / "imbalanced.yaml", "--out", out, "-q",
+            "--set", f"training.class_weight={how}",
+        )  # fmt: skip
+        assert code == 0, err
+        code, text, err = run_cli(capsys, "eval", "-w", out / "weights.npz", "--json")
+        recall[how] = json.loads(text)["per_class"]["1"]["recall"]
+    assert recall["balanced"] > recall["null"] + 0.15
+
+
+def test_sample_weights_from_a_column(capsys, tmp_path):
+    """data.sample_weight: a column of row weights, not a feature; zero-weight rows are ignored
+    by training (the same weights as a file without those rows)."""
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({"a": rng.normal(size=80), "b": rng.normal(size=80)})
+    t["label"] = np.where(t["a"] + t["b"] > 0, "p", "q")
+    t["w"] = np.where(np.arange(80) % 4 == 0, 0.0, 1.0)
+    t.to_csv(tmp_path / "weighted.csv", index=False)
+    config = (
+        "name: w\ndata: {path: weighted.csv, target: label, validation: 0, test: 0, "
+        "standardize: false, sample_weight: w}\n"
+        "model: {layers: [{units: 2, activation: softmax}], dtype: float64}\n"
+        "optimizer: {name: sgd, lr: 0.1}\ntraining: {epochs: 3, batch_size: full, shuffle: false}\n"
+    )
+    (tmp_path / "c.yaml").write_text(config)
+    code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    t[t["w"] > 0].drop(columns="w").to_csv(tmp_path / "kept.csv", index=False)
+    (tmp_path / "k.yaml").write_text(
+        config.replace("weighted.csv", "kept.csv").replace(", sample_weight: w", "")
+    )
+    code, _, err = run_cli(capsys, "train", tmp_path / "k.yaml", "--out", tmp_path / "k", "-q")
+    assert code == 0, err
+    with np.load(tmp_path / "r" / "weights.npz") as a, np.load(tmp_path / "k" / "weights.npz") as b:
+        assert json.loads(str(a["spec"]))["feature_names"] == ["a", "b"]  # w is no feature
+        np.testing.assert_allclose(a["W0"], b["W0"], rtol=1e-12)
+        np.testing.assert_allclose(a["b0"], b["b0"], rtol=1e-12, atol=1e-15)

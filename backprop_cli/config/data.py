@@ -15,6 +15,7 @@ BUILTIN_DATASETS = (
     "circles",
     "spirals",
     "friedman",
+    "rare",
     "iris",
     "digits",
     "wine",
@@ -62,6 +63,7 @@ class DataConfig(Strict):
     # layer can reach any value (identity), not a bounded one (sigmoid's 0..1 targets stay)
     standardize_target: bool | Literal["auto"] = "auto"
     dropna: bool = False
+    sample_weight: str | None = None  # a numeric column: each row's weight in the loss
     sep: str | None = Field(None, min_length=1, max_length=1)  # a .csv/.txt's delimiter (sniffed)
     # Feature columns: their types and how gaps are filled, fitted on the training rows.
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)

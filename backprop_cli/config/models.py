@@ -295,6 +295,21 @@ class TrainingConfig(Strict):
     clip_grad_value: float | None = Field(None, gt=0)
     on_divergence: Literal["stop", "rollback"] = "stop"
     max_rollbacks: int = Field(3, ge=1, le=100)
+    # Each row's weight in the loss by its class (torch's CrossEntropyLoss(weight=...): the
+    # weighted mean divides by the sum of the weights): balanced is scikit-learn's
+    # n / (k * count of the class) on the training rows; a mapping gives {label: weight}.
+    class_weight: Literal["balanced"] | dict[str | int | float | bool, float] | None = None
+
+    @field_validator("class_weight")
+    @classmethod
+    def _class_weights(cls, v):
+        if isinstance(v, dict):
+            for label, weight in v.items():
+                if not weight >= 0:
+                    raise ValueError(
+                        f"training.class_weight: the weight of {label!r} must be >= 0 (got {weight})"
+                    )
+        return v
 
     @field_validator("lr_schedule", mode="before")
     @classmethod
@@ -346,6 +361,15 @@ class Config(Strict):
     @classmethod
     def _optimizer_shorthand(cls, v):
         return {"name": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _class_weight_for_classes(self):
+        if self.training.class_weight is not None and self.task != "classification":
+            raise ValueError(
+                f"training.class_weight: weighs classes; the loss {self.loss} is regression "
+                "(data.sample_weight weighs rows)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _loss_vs_output(self):

@@ -87,16 +87,27 @@ def _friedman(n, noise, rng):
     return X, y[:, None]
 
 
+def _rare(n, noise, rng):
+    """Two overlapping Gaussian clouds in 2-D, the second class 5% of the rows: a classifier
+    that ignores it is 95% accurate, which is the trouble class_weight solves."""
+    n = n or 2000
+    n_rare = max(2, n // 20)
+    common = rng.normal(0.0, 1.0 if noise is None else noise, (n - n_rare, 2))
+    rare = rng.normal(1.5, 1.0 if noise is None else noise, (n_rare, 2))
+    return np.vstack([common, rare]), np.r_[np.zeros(n - n_rare, int), np.ones(n_rare, int)]
+
+
 _GENERATORS = {
     "xor": _xor,
     "moons": _moons,
     "circles": _circles,
     "spirals": _spirals,
     "friedman": _friedman,
+    "rare": _rare,
 }
 
 
-GENERATED_FEATURES = {"xor": 2, "moons": 2, "circles": 2, "spirals": 2, "friedman": 10}
+GENERATED_FEATURES = {"xor": 2, "moons": 2, "circles": 2, "spirals": 2, "friedman": 10, "rare": 2}
 
 
 def builtin_features(name: str) -> list[str]:

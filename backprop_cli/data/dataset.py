@@ -30,6 +30,7 @@ class Dataset:
     targets: np.ndarray
     target_names: list[str]
     source: dict[str, Any] = field(default_factory=dict)
+    weights: np.ndarray | None = None  # each row's weight in the loss (data.sample_weight)
 
     @property
     def feature_names(self) -> list[str]:

@@ -99,8 +99,10 @@ def load_table(
     need_target: bool = True,
     header: bool = True,
     sep: str | None = None,
+    weight: str | None = None,
 ) -> Dataset:
-    """Features and target columns of a CSV/TSV/Parquet/JSON file, checked column by column.
+    """Features and target columns of a CSV/TSV/Parquet/JSON file, checked column by column;
+    ``weight``: the column of the rows' weights (data.sample_weight), not a feature.
     ``header`` False: a CSV whose first row is data; its columns are named 0, 1, ..."""
     _check_path(path)
     frame = _read_frame(path, header, sep=sep)
@@ -111,9 +113,16 @@ def load_table(
     frame.columns = [str(c) for c in frame.columns]
     if frame.shape[1] == 1:
         _one_column(path, frame.columns[0])
-    feats, targets = _columns(path, list(frame.columns), target, features, need_target)
-    if list(frame.columns) != feats + targets:  # each selection costs a pass over the columns
-        frame = frame[feats + targets]
+    columns = list(frame.columns)
+    if weight is not None and weight not in columns:
+        raise DataError(
+            f"{path}: no column {weight!r} (data.sample_weight); the columns are {name_list(columns)}"
+        )
+    others = [c for c in columns if c != weight]
+    feats, targets = _columns(path, others, target, features, need_target)
+    keep = feats + targets + ([weight] if weight else [])
+    if columns != keep:  # each selection costs a pass over the columns
+        frame = frame[keep]
     if dropna:
         frame = frame.replace([np.inf, -np.inf], np.nan).dropna()
         if frame.shape[0] == 0:
@@ -130,7 +139,25 @@ def load_table(
         targets_arr = t.to_numpy() if len(targets) > 1 else t.iloc[:, 0].to_numpy()
     else:
         targets_arr = np.empty((len(frame), 0))
-    return Dataset(frame[feats], targets_arr, targets, {})
+    weights = _weights(path, frame[weight], weight) if weight else None
+    return Dataset(frame[feats], targets_arr, targets, {}, weights)
+
+
+def _weights(path: Path, column, name: str) -> np.ndarray:
+    """The rows' weights: numbers >= 0, every one given, not all 0."""
+    try:
+        w = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: column {name!r} (data.sample_weight) holds text") from None
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise DataError(
+            f"{path}: column {name!r} (data.sample_weight) has {int(bad.sum())} cell(s) that "
+            "are empty, negative or not finite; a weight is a number >= 0"
+        )
+    if not w.any():
+        raise DataError(f"{path}: column {name!r} (data.sample_weight) is all zeros")
+    return w
 
 
 def _one_column(path: Path, name: str) -> None:
@@ -241,13 +268,16 @@ def load_file(
     need_target: bool = True,
     header: bool = True,
     sep: str | None = None,
+    weight: str | None = None,
 ) -> Dataset:
     """A data file by its extension; its source records the absolute path and its sha256."""
     p = Path(path).expanduser()
+    if weight is not None and p.suffix.lower() == ".npz":
+        raise DataError(f"{p}: data.sample_weight names a column; an .npz has X and y only")
     ds = (
         load_npz(p)
         if p.suffix.lower() == ".npz"
-        else load_table(p, target, features, dropna, need_target, header, sep)
+        else load_table(p, target, features, dropna, need_target, header, sep, weight)
     )
     ds.source = {
         "path": str(p.resolve()),

@@ -22,8 +22,15 @@ from .targets import class_labels, encode_classes, encode_targets, regression_ta
 def load_dataset(data: DataConfig, seed: int) -> Dataset:
     """The dataset a config's ``data`` section names (a built-in or a file)."""
     if data.dataset:
+        if data.sample_weight:
+            raise DataError(
+                f"data.sample_weight: {data.sample_weight!r} names a column of a file; "
+                f"the built-in {data.dataset} has none"
+            )
         return load_builtin(data.dataset, seed, data.n_samples, data.noise)
-    return load_file(data.path, data.target, data.features, data.dropna, sep=data.sep)
+    return load_file(
+        data.path, data.target, data.features, data.dropna, sep=data.sep, weight=data.sample_weight
+    )
 
 
 def split_indices(
@@ -64,6 +71,11 @@ class Prepared:
     columns: list[ColumnSpec]
     y_mean: np.ndarray | None = None  # regression targets standardized: y = y_mean + y_scale t
     y_scale: np.ndarray | None = None
+
+    def sample_weights(self, split: str) -> np.ndarray | None:
+        """The rows' weights of a split (data.sample_weight), or None."""
+        w = self.dataset.weights
+        return None if w is None else w[self.indices[split]]
 
     def unscale(self, t: np.ndarray) -> np.ndarray:
         """Targets or outputs back in the target's units (float64)."""

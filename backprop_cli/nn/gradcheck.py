@@ -54,6 +54,7 @@ def gradcheck(
     eps: float = 1e-6,
     max_per_tensor: int | None = None,
     rng: np.random.Generator | None = None,
+    w: np.ndarray | None = None,
 ) -> list[TensorCheck]:
     """Compare backprop's gradients of ``net`` on (X, y) with central differences.
 
@@ -61,6 +62,7 @@ def gradcheck(
     A network with dropout is checked with one fixed set of masks, drawn from ``rng``.
     ``max_per_tensor`` checks that many entries of each larger tensor, drawn from ``rng``
     (two forward passes per entry make a full check of a big network slow).
+    ``w``: row weights (class or sample weights), the cost sum_i w_i c_i / sum_i w_i.
     Returns one ``TensorCheck`` per parameter tensor, in the order W0, b0, W1, ...
     """
     if net.dtype != np.float64:
@@ -70,7 +72,7 @@ def gradcheck(
     train = net.has_dropout
     if train:
         net.sample_masks(len(X), rng)
-    net.loss_and_grad(X, y, loss, train=train)
+    net.loss_and_grad(X, y, loss, train=train, w=w)
     analytic = net.grads.copy()
     numeric = np.empty_like(analytic)
     kinked = np.zeros(analytic.shape, dtype=bool)
@@ -79,7 +81,9 @@ def gradcheck(
 
     def cost() -> tuple[float, tuple]:
         a = net.forward(X, train=train)
-        return loss.value(net._last_z(), a, y), _kink_signature(net, loss, y)
+        z = net._last_z()
+        value = loss.value(z, a, y) if w is None else loss.weighted(z, a, y, w)
+        return value, _kink_signature(net, loss, y)
 
     for i in np.flatnonzero(checked):
         old = p[i]

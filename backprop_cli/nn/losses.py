@@ -29,6 +29,15 @@ class Loss:
     def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
         raise NotImplementedError
 
+    def rows(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each row's own loss c_i (its mean over the outputs), (n,)."""
+        raise NotImplementedError
+
+    def weighted(self, z: np.ndarray, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        """sum_i w_i c_i / sum_i w_i: torch's CrossEntropyLoss(weight=...) mean, for class
+        weights and sample weights alike (the network scales delta^L's rows to match)."""
+        return float(np.dot(w, self.rows(z, a, y)) / w.sum())
+
     def grad(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
         """dC/da^L (n, k), for the general BP1."""
         raise NotImplementedError
@@ -47,6 +56,10 @@ class MSE(Loss):
         d = a - y
         return float(np.mean(d * d))
 
+    def rows(self, z, a, y):
+        d = a - y
+        return np.mean(d * d, axis=1)
+
     def grad(self, a, y):
         return (a - y) * (2.0 / a.size)
 
@@ -59,6 +72,9 @@ class MAE(Loss):
 
     def value(self, z, a, y):
         return float(np.mean(np.abs(a - y)))
+
+    def rows(self, z, a, y):
+        return np.mean(np.abs(a - y), axis=1)
 
     def grad(self, a, y):
         return np.sign(a - y) * (1.0 / a.size)
@@ -73,9 +89,15 @@ class Huber(Loss):
         self.delta = delta
 
     def value(self, z, a, y):
+        return float(np.mean(self._elements(a, y)))
+
+    def rows(self, z, a, y):
+        return np.mean(self._elements(a, y), axis=1)
+
+    def _elements(self, a, y):
         d = np.abs(a - y)
         quad = np.minimum(d, self.delta)
-        return float(np.mean(0.5 * quad * quad + self.delta * (d - quad)))
+        return 0.5 * quad * quad + self.delta * (d - quad)
 
     def grad(self, a, y):
         return np.clip(a - y, -self.delta, self.delta) * (1.0 / a.size)
@@ -94,6 +116,9 @@ class BinaryCrossEntropy(Loss):
 
     def value(self, z, a, y):
         return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+    def rows(self, z, a, y):
+        return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), axis=1)
 
     def grad(self, a, y):
         # Only reached when the output is not sigmoid; the config refuses that pairing.
@@ -119,9 +144,16 @@ class CrossEntropy(Loss):
         p = a[np.arange(len(y)), y]
         if p.min() > 1e-30:
             return float(-np.log(p).sum() / len(y))
+        return float(np.mean(self._from_logits(z, y)))
+
+    def rows(self, z, a, y):
+        p = a[np.arange(len(y)), y]
+        return -np.log(p) if p.min() > 1e-30 else self._from_logits(z, y)
+
+    def _from_logits(self, z, y):
         zmax = z.max(axis=1, keepdims=True)
         logsumexp = np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0]
-        return float(np.mean(logsumexp - z[np.arange(len(y)), y]))
+        return logsumexp - z[np.arange(len(y)), y]
 
     def grad(self, a, y):
         g = np.zeros_like(a)

@@ -195,8 +195,12 @@ class Network:
         self._X, self._n, self._train = X, len(X), train
         return a_prev
 
-    def backward(self, y: np.ndarray, loss: Loss) -> None:
-        """Fill ``grads`` with dC/dW^l and dC/db^l for the batch of the last ``forward``."""
+    def backward(self, y: np.ndarray, loss: Loss, w: np.ndarray | None = None) -> None:
+        """Fill ``grads`` with dC/dW^l and dC/db^l for the batch of the last ``forward``.
+
+        With row weights ``w`` (class or sample weights) the cost is sum_i w_i c_i / sum_i w_i
+        (``Loss.weighted``): each row of the unweighted delta^L, which carries a 1/n, is
+        scaled by n w_i / sum w, and BP2-BP4 carry the weights through unchanged."""
         buf = self._buffers[self._n]
         L = self.n_layers - 1
         last = self.acts[L]
@@ -205,6 +209,8 @@ class Network:
         else:
             grad_a = loss.grad(buf.h[L], y).astype(self.dtype, copy=False)
             delta = last.backward(buf.z[L], buf.h[L], grad_a, out=buf.g[L])  # BP1
+        if w is not None:
+            delta *= (w * (len(w) / w.sum()))[:, None].astype(self.dtype, copy=False)
         bias_done = False
         for l in range(L, -1, -1):
             a_prev = self._X if l == 0 else buf.a[l - 1]
@@ -229,11 +235,20 @@ class Network:
             out = buf.d[k] if self.residual[k] else gh
             delta = self.acts[k].backward(buf.z[k], buf.h[k], gh, out=out)  # BP2
 
-    def loss_and_grad(self, X: np.ndarray, y: np.ndarray, loss: Loss, train: bool = False) -> float:
-        """One forward and backward pass; returns C on the batch, fills ``grads``."""
+    def loss_and_grad(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        loss: Loss,
+        train: bool = False,
+        w: np.ndarray | None = None,
+    ) -> float:
+        """One forward and backward pass; returns C on the batch (weighted by the rows'
+        ``w``, when given), fills ``grads``."""
         out = self.forward(X, train=train)
-        value = loss.value(self._last_z(), out, y)
-        self.backward(y, loss)
+        z = self._last_z()
+        value = loss.value(z, out, y) if w is None else loss.weighted(z, out, y, w)
+        self.backward(y, loss, w)
         return value
 
     def _last_z(self) -> np.ndarray:
@@ -265,8 +280,16 @@ class Network:
         """a^L for any number of rows, computed in chunks so memory stays bounded."""
         return self.evaluate(X, None, None, chunk)[1]
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray | None, loss: Loss | None, chunk: int = 4096):
-        """(mean loss or None, a^L (n, k)) over X, in chunks of rows; dropout off."""
+    def evaluate(
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None,
+        loss: Loss | None,
+        chunk: int = 4096,
+        w: np.ndarray | None = None,
+    ):
+        """(mean loss, weighted by ``w`` when given, or None; a^L (n, k)) over X, in chunks of
+        rows; dropout off."""
         n = len(X)
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         total = 0.0
@@ -275,8 +298,14 @@ class Network:
             a = self.forward(np.ascontiguousarray(X[start:stop], dtype=self.dtype))
             out[start:stop] = a
             if loss is not None:
-                total += loss.value(self._last_z(), a, y[start:stop]) * (stop - start)
-        return (total / n if loss is not None and n else None), out
+                z, ys = self._last_z(), y[start:stop]
+                if w is None:
+                    total += loss.value(z, a, ys) * (stop - start)
+                else:
+                    total += float(np.dot(w[start:stop], loss.rows(z, a, ys)))
+        if loss is None or not n:
+            return None, out
+        return total / (n if w is None else float(w.sum())), out
 
 
 class _Buffers:

@@ -16,6 +16,7 @@ from ..config.models import EXTRA_MONITORS
 from ..data import Prepared, load_dataset, prepare, streams
 from ..errors import ConfigError
 from ..nn.losses import Loss, get_loss
+from ..nn.metrics import class_indices
 from ..nn.network import Network
 from ..nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from ..nn.schedules import Schedule
@@ -132,6 +133,7 @@ class Setup:
     net: Network
     loss: Loss
     rngs: dict[str, np.random.Generator]
+    source: str = "config"
 
     @property
     def task(self) -> str:
@@ -175,7 +177,7 @@ def setup(cfg: Config, source: str, prep: Prepared | None = None) -> Setup:
     check_against_data(cfg, prep, source)
     check_memory(cfg, prep, source)
     net = build_network(cfg, prep.n_features, rngs["init"])
-    return Setup(cfg, prep, net, get_loss(cfg.loss), rngs)
+    return Setup(cfg, prep, net, get_loss(cfg.loss), rngs, source)
 
 
 def layer_table(s: Setup) -> list[dict]:
@@ -203,3 +205,36 @@ def layer_table(s: Setup) -> list[dict]:
             )
         )
     ]
+
+
+def row_weights(cfg: Config, prep: Prepared, source: str) -> dict[str, np.ndarray | None]:
+    """Each split's row weights in the loss, or None: the class weight of the row's class
+    (training.class_weight; balanced is scikit-learn's n / (k * count) on the training rows)
+    times the row's own weight (data.sample_weight)."""
+    cw = cfg.training.class_weight
+    per_class = None
+    if cw is not None:
+        k = len(prep.classes)
+        if cw == "balanced":
+            counts = np.bincount(class_indices(prep.y["train"]), minlength=k)
+            per_class = len(prep.y["train"]) / (k * np.maximum(counts, 1))
+        else:
+            index = {str(c): i for i, c in enumerate(prep.classes)}
+            per_class = np.ones(k)
+            for label, weight in cw.items():
+                if str(label) not in index:
+                    raise ConfigError(
+                        f"{source}: training.class_weight: {label!r} is not a class; the classes "
+                        f"are {', '.join(map(str, prep.classes))}"
+                    )
+                per_class[index[str(label)]] = weight
+    out: dict[str, np.ndarray | None] = {}
+    for split in prep.indices:
+        w = None if per_class is None else per_class[class_indices(prep.y[split])]
+        s = prep.sample_weights(split)
+        out[split] = s if w is None else (w if s is None else w * s)
+    if out["train"] is not None and not out["train"].any():
+        raise ConfigError(
+            f"{source}: every training row has weight 0 (class_weight, sample_weight)"
+        )
+    return out

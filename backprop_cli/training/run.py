@@ -25,7 +25,7 @@ from ..store import checkpoint, weights
 from ..store.files import RUN_LOCK, DirLock, json_safe, lock_run_dir, new_run_dir, write_text
 from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, clear_unstarted, write_summary
 from . import resume as resuming
-from .build import Setup, build_optimizer, build_schedule, setup
+from .build import Setup, build_optimizer, build_schedule, row_weights, setup
 from .stop import STOP
 from .trainer import EarlyStopping, Progress, Trainer
 
@@ -70,18 +70,21 @@ def make_trainer(s: Setup, opt) -> Trainer:
     t = cfg.training
     es = t.early_stopping
     plateau = t.lr_schedule is not None and t.lr_schedule.name == "reduce_on_plateau"
+    weights = row_weights(cfg, prep, s.source)
     return Trainer(
         s.net,
         opt,
         s.loss,
         prep.X["train"],
         prep.y["train"],
+        w=weights["train"],
         task=prep.task,
         epochs=t.epochs,
         batch_size=cfg.batch_size,
         shuffle=t.shuffle,
         rngs=s.rngs,
         val=(prep.X["val"], prep.y["val"]),
+        val_w=weights["val"],
         schedule=build_schedule(cfg),
         schedule_monitor=t.lr_schedule.monitor if plateau else "val_loss",
         early=EarlyStopping(es.monitor, es.resolved_mode, es.patience, es.min_delta)

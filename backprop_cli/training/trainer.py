@@ -38,12 +38,13 @@ Progress = Callable[[int, int], None]
 
 
 def evaluate(
-    net: Network, loss: Loss, X: np.ndarray, y: np.ndarray, task: str
+    net: Network, loss: Loss, X: np.ndarray, y: np.ndarray, task: str, w: np.ndarray | None = None
 ) -> tuple[float, float]:
-    """(loss, accuracy or R^2) of ``net`` on (X, y); NaNs when there are no rows."""
+    """(loss, weighted by the rows' ``w`` when given; accuracy or R^2) of ``net`` on (X, y);
+    NaNs when there are no rows."""
     if len(X) == 0:
         return float("nan"), float("nan")
-    value, out = net.evaluate(X, y, loss)
+    value, out = net.evaluate(X, y, loss, w=w)
     metric = accuracy(y, out) if task == "classification" else r2_score(y, out)
     return float(value), metric
 
@@ -106,6 +107,8 @@ class Trainer:
         X: np.ndarray,
         y: np.ndarray,
         *,
+        w: np.ndarray | None = None,
+        val_w: np.ndarray | None = None,
         task: str,
         epochs: int,
         batch_size: int | None,
@@ -124,6 +127,10 @@ class Trainer:
         unscale: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
+        # Row weights in the loss (class_weight x sample_weight), of the training and the
+        # validation rows; None: every row counts the same.
+        self.w = None if w is None else np.asarray(w, dtype=X.dtype)
+        self.val_w = val_w
         self.epochs, self.shuffle, self.rngs = epochs, shuffle, rngs
         self.val = val if val is not None and len(val[0]) else None
         self.batch_size = len(X) if batch_size is None else min(batch_size, len(X))
@@ -259,6 +266,7 @@ class Trainer:
         start = net.params.copy()
         xbuf = np.empty((bs, X.shape[1]), dtype=X.dtype)
         ybuf = np.empty((bs, *y.shape[1:]), dtype=y.dtype)
+        wbuf = np.empty(bs, dtype=X.dtype) if self.w is not None else None
         order = self.rngs["shuffle"].permutation(n) if self.shuffle else np.arange(n)
         sums = _EpochSums(y, net.n_layers)
         # Overflow on the way to a non-finite loss is caught in _step, with a clear message.
@@ -271,27 +279,29 @@ class Trainer:
                 # "raise" gathers into a temporary and copies it to out, twice the work.
                 xb = X.take(idx, axis=0, out=xbuf[: len(idx)], mode="clip")
                 yb = y.take(idx, axis=0, out=ybuf[: len(idx)], mode="clip")
-                self._step(xb, yb, sums, epoch, b)
+                wb = None if wbuf is None else self.w.take(idx, out=wbuf[: len(idx)], mode="clip")
+                self._step(xb, yb, wb, sums, epoch, b)
                 if progress is not None:
                     progress(b + 1, n_batches)
-        record = self._record(epoch, sums, n)
+        record = self._record(epoch, sums, n if self.w is None else float(self.w.sum()))
         record["time_s"] = time.perf_counter() - t0
         record |= layer_norms(sums.grad_sq, n_batches, net.params, start, self.slices)
         if self.clip_grad_norm is not None:
             record["clipped_batches"] = sums.clipped
         return record
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray, sums: _EpochSums, epoch: int, b: int) -> None:
-        """One batch: forward, backward (BP1-BP4), the divergence check, clipping, the update."""
+    def _step(self, xb, yb, wb, sums: _EpochSums, epoch: int, b: int) -> None:
+        """One batch: forward, backward (BP1-BP4), the divergence check, clipping, the update.
+        ``wb``: the batch's row weights, or None."""
         net, m = self.net, len(xb)
         if net.has_dropout:
             net.sample_masks(m, self.rngs["dropout"])
-        value = net.loss_and_grad(xb, yb, self.loss, train=True)
+        value = net.loss_and_grad(xb, yb, self.loss, train=True, w=wb)
         norms = [float(np.dot(net.grads[s], net.grads[s])) for s in self.slices]
         if not (math.isfinite(value) and math.isfinite(sum(norms))):
             raise self._diverged(value, norms, epoch, b)
         sums.grad_sq += norms
-        sums.loss += value * m
+        sums.loss += value * (m if wb is None else float(wb.sum()))
         out = net.output()
         if self.task == "classification":
             sums.correct += count_correct(yb, out)
@@ -323,16 +333,18 @@ class Trainer:
             "optimizer.lr, set training.clip_grad_norm, or training.on_divergence: rollback"
         )
 
-    def _record(self, epoch: int, sums: _EpochSums, n: int) -> dict:
-        """The epoch's losses and accuracy or R^2, on the training batches and the validation split."""
-        record: dict = {"epoch": epoch, "train_loss": sums.loss / n}
+    def _record(self, epoch: int, sums: _EpochSums, total: float) -> dict:
+        """The epoch's losses (weighted means, with row weights: ``total`` is their sum, else
+        the row count) and accuracy or R^2, on the training batches and the validation split."""
+        n = len(self.X)
+        record: dict = {"epoch": epoch, "train_loss": sums.loss / total}
         metric = "accuracy" if self.task == "classification" else "r2"
         if self.task == "classification":
             record["train_accuracy"] = sums.correct / n
         else:
             record["train_r2"] = r2_from_sums(sums.ss_res, self.y)
         if self.val is not None:
-            loss, value = evaluate(self.net, self.loss, *self.val, self.task)
+            loss, value = evaluate(self.net, self.loss, *self.val, self.task, w=self.val_w)
         else:
             loss, value = float("nan"), float("nan")
         record["val_loss"], record[f"val_{metric}"] = loss, value
