@@ -179,11 +179,15 @@ def training_summary(
         )
     best = summary.get("best") or {}
     if best:
+        scaled = (
+            " (losses on the standardized target)" if summary.get("target_standardized") else ""
+        )
         lines.append(
             f"best epoch {best.get('epoch')} by {summary['best_by']}: "
             + ", ".join(
                 f"{k} {fmt(v)}" for k, v in best.items() if k not in ("epoch", "time_s", "lr")
             )
+            + scaled
         )
     if test.get("rows"):
         lines.append(

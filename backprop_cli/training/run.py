@@ -323,6 +323,8 @@ class Run:
             "restored_best": tr.restores_best
             and self.stop_reason in ("completed", "early_stopping"),
             "test": self._test_report(),
+            # train_loss and val_loss (final, best) are on the standardized target; test is not
+            "target_standardized": self.prep.y_mean is not None,
             "warnings": [w for r in self.rows for w in r.get("warnings", [])] + tr.pending_warnings,
             "rollbacks": tr.rollbacks,
             "seed": self.cfg.seed,
