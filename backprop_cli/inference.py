@@ -327,6 +327,13 @@ def gate_failures(result: dict, thresholds: dict[str, float | None]) -> list[str
     return failures
 
 
+def predict_frame(model: Model, features, where: str) -> tuple[np.ndarray, list[str]]:
+    """(the output layer's values for raw feature rows, regression in the target's units;
+    the warnings): what predict writes, before the labels are put back."""
+    out, warnings = predict_outputs(model, features, where)
+    return model.unscale(out), warnings
+
+
 def predict_outputs(model: Model, features, where: str) -> tuple[np.ndarray, list[str]]:
     """(a^L in float64 for raw feature rows, preprocessed as in training; the warnings)."""
     Xp, warnings = model_inputs(model, features, where)

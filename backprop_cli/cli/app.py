@@ -35,7 +35,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but
 
 
 def _print_version(verbose: bool) -> None:
-    from .. import __version__
+    from ..version import __version__
 
     print(f"backprop {__version__}")
     if verbose:

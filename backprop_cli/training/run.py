@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .. import __version__
 from ..config import Config
 from ..config.models import EXTRA_MONITORS
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
@@ -24,6 +23,7 @@ from ..nn.metrics import classification_report, regression_report
 from ..store import checkpoint, weights
 from ..store.files import RUN_LOCK, DirLock, json_safe, lock_run_dir, new_run_dir, write_text
 from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, clear_unstarted, write_summary
+from ..version import __version__
 from . import resume as resuming
 from .build import Setup, build_optimizer, build_schedule, row_weights, setup
 from .stop import STOP
