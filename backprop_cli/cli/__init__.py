@@ -1,7 +1,7 @@
 """The command line: thin Typer commands, one module per group, that declare their options,
 call the library and render what it returns; errors become exit codes once, in ``main``.
 
-    train.py     train                  evaluate.py  eval, predict
+    train.py     train                  evaluate.py  eval, predict     export.py  export
     checks.py    gradcheck, validate, datasets
     visual.py    trace, plot            runs.py      runs          schema.py  schema
     sweep.py     sweep
@@ -24,7 +24,7 @@ from .app import app, state
 
 # Each module registers its commands on ``app``, in the order --help lists them.
 # isort: off
-from . import train, evaluate, checks, visual, runs, schema, sweep  # noqa: E402, F401
+from . import train, evaluate, export, checks, visual, runs, schema, sweep  # noqa: E402, F401
 # isort: on
 
 __all__ = ["app", "main", "run"]

@@ -1,0 +1,141 @@
+"""Exports against their readers: onnxruntime runs the ONNX graph (preprocessing and network)
+on held-out rows, gaps and unseen categories included, and gives backprop's outputs;
+safetensors.numpy reads back the weights file's arrays."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import backprop_cli as bp
+from backprop_cli.data import split_rows
+from backprop_cli.inference import training_data
+
+from .conftest import CONFIGS, run_cli
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime runs the exported graphs (test extra)")
+pytest.importorskip("onnx", reason="the onnx extra builds the graphs")
+TOL = 1e-5  # float32
+
+
+def held_out(model) -> pd.DataFrame:
+    ds, _ = training_data(model)
+    d = model.spec.data
+    _, idx = split_rows(ds, model.spec.loss, model.spec.seed, d.validation, d.test, "t")
+    rows = idx["test"] if len(idx["test"]) else idx["train"]
+    return ds.features.iloc[rows].reset_index(drop=True)
+
+
+def onnx_outputs(model, path, frame) -> dict[str, np.ndarray]:
+    from backprop_cli.export import onnx_feeds
+
+    session = ort.InferenceSession(str(path))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, onnx_feeds(model, frame)), strict=True))
+
+
+def check(capsys, tmp_path, model_dir, frame) -> float:
+    """The largest |ONNX - backprop| over the rows of ``frame``; labels must agree."""
+    w = model_dir / "weights.npz"
+    code, _, err = run_cli(capsys, "export", w, "--out", tmp_path / "m.onnx", "--overwrite")
+    assert code == 0, err
+    model = bp.load(w)
+    got = onnx_outputs(model, tmp_path / "m.onnx", frame)
+    if model.task == "classification":
+        want = model.predict_proba(frame)
+        assert got["probabilities"].shape == want.shape
+        assert [str(v) for v in got["label"]] == [str(v) for v in model.predict(frame)]
+        return float(np.abs(got["probabilities"] - want).max())
+    want = model.outputs(frame)
+    return float(np.abs(got["prediction"] - want).max() / max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_ready_config_exports_to_what_predict_gives(capsys, tmp_path, config):
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        CONFIGS / config,
+        "--out",
+        tmp_path / "r",
+        "-q",
+        "--set",
+        "training.epochs=3",
+    )
+    assert code == 0, err
+    frame = held_out(bp.load(tmp_path / "r" / "weights.npz"))
+    if config == "penguins.yaml":  # gaps and a category training never saw
+        frame = frame.copy()
+        frame.loc[0, "sex"] = np.nan
+        frame.loc[1, "bill_length_mm"] = np.nan
+        frame.loc[2, "island"] = "Atlantis"
+        frame.loc[3, "year"] = 2031
+    assert check(capsys, tmp_path, tmp_path / "r", frame) <= TOL
+
+
+LAYERS = {
+    "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "leaky_relu": "leaky_relu",
+    "elu": "elu", "softplus": "softplus", "gelu": "gelu", "identity": "identity",
+    "softmax": "softmax",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("hidden", sorted(LAYERS))
+@pytest.mark.parametrize(
+    ("loss", "output", "target"),
+    [
+        ("cross_entropy", "softmax", "species"),
+        ("binary_cross_entropy", "sigmoid", "sex"),
+        ("mse", "identity", "body_mass_g"),
+        ("mae", "identity", "body_mass_g"),
+        ("huber", "tanh", "bill_depth_mm"),
+    ],
+)
+def test_every_activation_and_loss_kind(capsys, tmp_path, hidden, loss, output, target):
+    units = 1 if loss != "cross_entropy" else 3
+    (tmp_path / "c.yaml").write_text(
+        f"data: {{dataset: penguins, target: {target}, dropna: true, missing_indicator: true}}\n"
+        "model:\n  layers:\n"
+        f"    - {{units: 6, activation: {hidden}}}\n"
+        f"    - {{units: 6, activation: {hidden}, residual: true, dropout: 0.1}}\n"
+        f"    - {{units: {units}, activation: {output}}}\n"
+        f"loss: {loss}\ntraining: {{epochs: 2}}\n"
+    )
+    if target != "species":  # the built-in's target is species: train on the file instead
+        table = pd.read_csv(CONFIGS.parent / "datasets" / "penguins.csv")
+        table.to_csv(tmp_path / "p.csv", index=False)
+        text = (tmp_path / "c.yaml").read_text().replace("dataset: penguins", "path: p.csv")
+        (tmp_path / "c.yaml").write_text(text)
+    code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    model = bp.load(tmp_path / "r" / "weights.npz")
+    frame = held_out(model)
+    assert check(capsys, tmp_path, tmp_path / "r", frame) <= TOL
+
+
+def test_safetensors_holds_the_weights_files_arrays(capsys, tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy", reason="the safetensors extra")
+    code, _, err = run_cli(capsys, "train", CONFIGS / "iris.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    w = tmp_path / "r" / "weights.npz"
+    code, _, err = run_cli(capsys, "export", w, "--format", "safetensors")
+    assert code == 0, err
+    got = safetensors.load_file(str(w.with_suffix(".safetensors")))
+    with np.load(w) as z:
+        assert set(got) == set(z.files) - {"spec"}
+        for name, array in got.items():
+            np.testing.assert_array_equal(array, z[name])
+
+
+def test_a_missing_extra_is_one_line(capsys, tmp_path, monkeypatch):
+    code, _, err = run_cli(capsys, "train", CONFIGS / "xor.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    code, _, err = run_cli(capsys, "export", tmp_path / "r" / "weights.npz")
+    assert code == 2 and "pip install 'backprop-cli[onnx]'" in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "weights.onnx").exists()
+    code, _, err = run_cli(capsys, "export", tmp_path / "r" / "weights.npz", "--format", "pt")
+    assert code == 2 and "expected one of onnx, safetensors" in err
