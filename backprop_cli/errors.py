@@ -38,6 +38,25 @@ class CheckFailed(BackpropError):
     exit_code = 1
 
 
+class MissingExtra(BackpropError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+def require_extra(module: str, extra: str, what: str):
+    """``module`` imported, or a MissingExtra error: ``WHAT needs the PACKAGE package: pip
+    install 'backprop-cli[EXTRA]'``. The optional features (plots, exports, the report, the
+    scikit-learn estimators) import their library through this, when first used."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise MissingExtra(
+            f"{what} needs the {package} package: pip install 'backprop-cli[{extra}]'"
+        ) from None
+
+
 class Interrupted(BackpropError):
     """Ctrl-C or SIGTERM: stopped after saving the completed epochs."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BackpropError
+from .errors import require_extra
 from .inference import Model, columns_of
 from .store.weights import ColumnSpec
 
@@ -29,19 +29,8 @@ OPSET = 19  # Equal on strings needs 19
 FORMATS = ("onnx", "safetensors")
 
 
-class MissingExtra(BackpropError):
-    """An optional dependency is not installed; the message names the extra."""
-
-
 def _require(module: str, extra: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtra(
-            f"export --format {extra} needs the {module} package: pip install 'backprop-cli[{extra}]'"
-        ) from None
+    return require_extra(module, extra, f"export --format {extra}")
 
 
 def input_kind(c: ColumnSpec) -> str:

@@ -353,7 +353,7 @@ def test_plot_without_matplotlib(capsys, trained, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     code, out, err = run_cli(capsys, "plot", trained["digits"], "--out", "x.png")
     assert code == 2
-    assert err == "error: plot needs matplotlib: pip install 'backprop-cli[plot]'\n"
+    assert err == "error: plot needs the matplotlib package: pip install 'backprop-cli[plot]'\n"
     assert not Path("x.png").exists()
 
 

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackpropError, DataError
+from ..errors import DataError, require_extra
 from ..store import rundir
-
-INSTALL_HINT = "plot needs matplotlib: pip install 'backprop-cli[plot]'"
 
 # Panel titles, also what the tests look for.
 TITLE_LOSS = "loss"
@@ -28,18 +26,10 @@ TITLE_GRADS = "gradient norm per layer (log scale)"
 TITLE_GRADS_LAST = "gradient norm by layer, last epoch"
 
 
-class MissingExtra(BackpropError):
-    """An optional dependency is not installed; the message says how to install it."""
-
-
 def require_matplotlib():
     """The matplotlib module, or a MissingExtra error saying how to get it."""
-    try:
-        import matplotlib
-        from matplotlib.figure import Figure  # noqa: F401
-    except ImportError:
-        raise MissingExtra(INSTALL_HINT) from None
-    return matplotlib
+    require_extra("matplotlib.figure", "plot", "plot")
+    return require_extra("matplotlib", "plot", "plot")
 
 
 # ---------------------------------------------------------------------------- reading runs
