@@ -115,7 +115,8 @@ def builtin_features(name: str) -> list[str]:
     if name in GENERATED_FEATURES:
         return [f"x{i}" for i in range(GENERATED_FEATURES[name])]
     if name in CSV_BUILTINS:
-        header = (datasets_dir() / f"{name}.csv").open(encoding="utf-8").readline()
+        with (datasets_dir() / f"{name}.csv").open(encoding="utf-8") as f:
+            header = f.readline()
         return [c for c in header.strip().split(",") if c != TARGETS.get(name, "target")]
     raise DataError(f"unknown dataset {name!r}; built-ins are {', '.join(BUILTIN_DATASETS)}")
 
