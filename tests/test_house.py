@@ -22,7 +22,7 @@ LAYERS = [
     ("training",),
     ("sweep",),
     ("inference", "trace", "checks", "schema", "catalog"),
-    ("api", "export"),
+    ("api", "export", "report"),
     ("sklearn",),
     ("cli", "__main__"),
     ("",),  # the package itself: a facade that imports the API when first asked for

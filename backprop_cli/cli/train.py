@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,12 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out DIR from its checkpoint.")
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report", help="Also write RUN_DIR/report.html at the end (the report extra)."
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -38,14 +45,18 @@ def train(
         raise ConfigError(f"--out: expected a directory path (got {out!r})")
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
+    if report:
+        from ..report import require
+
+        require()  # before training, not after it
     run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
     try:
-        _train(run, config, set_, console.choose_mode(json_out, quiet))
+        _train(run, config, set_, console.choose_mode(json_out, quiet), report)
     finally:
         run.close()
 
 
-def _train(run, config: Path, set_: list[str] | None, mode: str) -> None:
+def _train(run, config: Path, set_: list[str] | None, mode: str, report: bool = False) -> None:
     from ..training import interrupt_on_signals
     from . import console
     from .training_view import TrainingView, training_summary
@@ -66,3 +77,24 @@ def _train(run, config: Path, set_: list[str] | None, mode: str) -> None:
     finally:
         if run.summary_data is not None:
             training_summary(run.summary_data, mode, run.rows)
+            if report:
+                _write_report(run.dir, mode, failing=sys.exc_info()[0] is not None)
+
+
+def _write_report(run_dir: Path, mode: str, failing: bool) -> None:
+    """RUN_DIR/report.html (replaced on --resume: the run's own file). When training itself
+    failed (diverged, interrupted), a report that cannot be written is a warning, so that
+    the exit code stays the training's."""
+    from ..errors import BackpropError
+    from ..report import REPORT, write_report
+    from . import console
+
+    path = Path(run_dir) / REPORT
+    try:
+        write_report([run_dir], path)
+    except BackpropError as e:
+        if not failing:
+            raise
+        print(f"warning: no report: {e}", file=sys.stderr)
+        return
+    console.note(f"report: {path}", mode)
