@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, load_config, validate_config
-from .data import Dataset, prepare
+from .data import Dataset, checked_weights, prepare
 from .errors import ConfigError, DataError
 from .inference import Model, load_model, predict_frame
 from .nn.metrics import predicted_classes, probabilities
@@ -70,8 +70,9 @@ def frame_of(X, names: list[str] | None = None):
     return pd.DataFrame(array, columns=names or [f"x{i}" for i in range(array.shape[1])])
 
 
-def dataset_of(X, y) -> Dataset:
-    """A Dataset of rows given in memory: features X (a DataFrame or an array), targets y."""
+def dataset_of(X, y, sample_weight=None) -> Dataset:
+    """A Dataset of rows given in memory: features X (a DataFrame or an array), targets y,
+    and each row's weight in the loss (``sample_weight`` (n,), or None: every row alike)."""
     import pandas as pd
 
     features = frame_of(X)
@@ -87,7 +88,19 @@ def dataset_of(X, y) -> Dataset:
         raise DataError(f"y: {len(targets)} target(s) for {len(features)} row(s) of X")
     if pd.isna(pd.DataFrame(targets)).to_numpy().any():
         raise DataError("y: has empty or NaN targets; drop those rows first")
-    return Dataset(features, targets, names, {})
+    weights = None
+    if sample_weight is not None:
+        try:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError("sample_weight: expected numbers, one weight per row") from None
+        if weights.shape != (len(features),):
+            raise DataError(
+                f"sample_weight: expected one weight per row of X, shape ({len(features)},) "
+                f"(got {weights.shape})"
+            )
+        weights = checked_weights(weights, "sample_weight")
+    return Dataset(features, targets, names, {}, weights)
 
 
 class Trained(Model):
@@ -123,16 +136,23 @@ class Trained(Model):
         return path
 
 
-def train(config: Config | Mapping[str, Any] | str | Path, X=None, y=None) -> Trained:
+def train(
+    config: Config | Mapping[str, Any] | str | Path, X=None, y=None, sample_weight=None
+) -> Trained:
     """Train a network on X and y (or on the config's own data when they are not given),
-    in memory; the same weights ``backprop train`` gives for the same config and rows."""
+    in memory; the same weights ``backprop train`` gives for the same config and rows.
+    ``sample_weight`` (n,): each row's weight in the loss, as data.sample_weight's column."""
     cfg = config_of(config, in_memory=X is not None)
     if (X is None) != (y is None):
         raise ConfigError("train: give both X and y, or neither (the config's data)")
+    if sample_weight is not None and X is None:
+        raise ConfigError(
+            "train: sample_weight goes with X and y; a config's own data takes data.sample_weight"
+        )
     prep = None
     if X is not None:
         prep = prepare(
-            dataset_of(X, y),
+            dataset_of(X, y, sample_weight),
             cfg.data,
             cfg.loss,
             cfg.seed,

@@ -102,3 +102,45 @@ def test_bad_input_is_a_clear_error():
     model = bp.train(config, X=np.arange(40.0).reshape(20, 2), y=[0, 1] * 10)
     with pytest.raises(BackpropError, match="no column 'x1'"):
         model.predict(pd.DataFrame({"x0": [1.0]}))
+
+
+def test_sample_weight_in_memory_is_the_files_weight_column(capsys, tmp_path):
+    """sample_weight= gives the weights data.sample_weight's column gives on the command line."""
+    import yaml
+
+    rng = np.random.default_rng(1)
+    t = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    t["label"] = np.where(t["a"] - t["b"] > 0, "p", "q")
+    t["w"] = rng.uniform(0, 3, size=60).round(3)
+    t.to_csv(tmp_path / "w.csv", index=False)
+    config = (
+        "name: w\nseed: 4\ndata: {path: w.csv, target: label, validation: 0.2, test: 0, "
+        "sample_weight: w}\nmodel: {layers: [{units: 4, activation: tanh}, "
+        "{units: 2, activation: softmax}]}\ntraining: {epochs: 4, batch_size: 8}\n"
+    )
+    (tmp_path / "c.yaml").write_text(config)
+    code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    cli = bp.load(tmp_path / "r" / "weights.npz")
+    model = bp.train(yaml.safe_load(config), X=t[["a", "b"]], y=t["label"], sample_weight=t["w"])
+    for a, b in zip(model.net.tensors(), cli.net.tensors(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    unweighted = bp.train(yaml.safe_load(config), X=t[["a", "b"]], y=t["label"])
+    assert not np.array_equal(unweighted.net.tensors()[0], cli.net.tensors()[0])
+
+
+def test_bad_sample_weights_are_clear_errors():
+    from backprop_cli.errors import BackpropError
+
+    config = {"model": {"layers": [{"units": 2, "activation": "softmax"}]}}
+    X, y = np.arange(40.0).reshape(20, 2), [0, 1] * 10
+    for weights, message in (
+        ([1.0] * 19, r"one weight per row of X, shape \(20,\)"),
+        ([-1.0] + [1.0] * 19, "1 cell.*negative"),
+        ([0.0] * 20, "all zeros"),
+        (["a"] * 20, "expected numbers"),
+    ):
+        with pytest.raises(BackpropError, match=message):
+            bp.train(config, X=X, y=y, sample_weight=weights)
+    with pytest.raises(BackpropError, match="sample_weight goes with X and y"):
+        bp.train(CONFIGS / "iris.yaml", sample_weight=[1.0])

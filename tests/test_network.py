@@ -107,6 +107,25 @@ def test_flat_buffers_and_views():
     assert all(g.base is net.grads for g in net.tensors(grads=True))
 
 
+def test_a_pickled_network_keeps_its_views_and_predicts_alike():
+    """Pickling (joblib, scikit-learn's clones of fitted estimators) keeps the flat buffer and
+    its views, and leaves out the per-batch buffers with the compiled kernels' pointers."""
+    import pickle
+
+    rng = np.random.default_rng(5)
+    net = Network([3, 8, 8, 2], ["relu", "tanh", "softmax"], dropout=[0.2, 0.0, 0.0])
+    net.init("he", rng)
+    X = rng.normal(size=(6, 3)).astype(np.float32)
+    before = net.predict(X)
+    copy = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(copy.predict(X), before)
+    assert all(t.base is copy.params for t in copy.tensors())
+    assert all(g.base is copy.grads for g in copy.tensors(grads=True))
+    copy.params[:] = 0
+    assert not copy.W[0].any() and net.W[0].any()  # its own buffer, not the original's
+    assert copy.dropout == net.dropout and copy.dtype == net.dtype
+
+
 def test_forward_equals_explicit_equations():
     """z = a W + b, a = sigma(z), layer by layer, written out with numpy."""
     rng = np.random.default_rng(1)

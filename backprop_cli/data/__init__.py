@@ -4,7 +4,7 @@ them (``targets``), and the splits and standardization of a run (``prepare``).""
 from .builtin import builtin_features, describe_builtins, load_builtin
 from .columns import describe as describe_columns
 from .columns import encode
-from .dataset import Dataset, streams
+from .dataset import Dataset, checked_weights, streams
 from .files import file_digest, load_file, read_columns, table_columns
 from .prepare import (
     Prepared,
@@ -24,6 +24,7 @@ __all__ = [
     "Dataset",
     "Prepared",
     "apply_preprocessing",
+    "checked_weights",
     "class_labels",
     "describe_builtins",
     "encode_classes",

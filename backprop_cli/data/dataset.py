@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
+
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators for each use of randomness, all from one seed."""
@@ -52,6 +54,20 @@ def numeric_dataset(X: np.ndarray, targets, target_names: list[str], source=None
     names = [f"x{i}" for i in range(X.shape[1])]
     features = pd.DataFrame(np.asarray(X, dtype=np.float64), columns=names, copy=False)
     return Dataset(features, targets, target_names, dict(source or {}))
+
+
+def checked_weights(w: np.ndarray, where: str) -> np.ndarray:
+    """Rows' weights in the loss (float64, n): numbers >= 0, every one given, not all 0;
+    ``where`` names them in an error (a file's column, or an argument)."""
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise DataError(
+            f"{where} has {int(bad.sum())} cell(s) that are empty, negative or not finite; "
+            "a weight is a number >= 0"
+        )
+    if not w.any():
+        raise DataError(f"{where} is all zeros")
+    return w
 
 
 def name_list(names, limit: int = 12) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..store.npz import NpzReader, npz_errors
-from .dataset import Dataset, name_list, numeric_dataset
+from .dataset import Dataset, checked_weights, name_list, numeric_dataset
 
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".json", ".jsonl", ".npz")
 SEPARATORS = (",", "\t", ";", "|")  # what a .csv/.txt header line is sniffed for
@@ -144,20 +144,12 @@ def load_table(
 
 
 def _weights(path: Path, column, name: str) -> np.ndarray:
-    """The rows' weights: numbers >= 0, every one given, not all 0."""
+    """The rows' weights of a column: numbers (see ``checked_weights``)."""
     try:
         w = column.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
         raise DataError(f"{path}: column {name!r} (data.sample_weight) holds text") from None
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        raise DataError(
-            f"{path}: column {name!r} (data.sample_weight) has {int(bad.sum())} cell(s) that "
-            "are empty, negative or not finite; a weight is a number >= 0"
-        )
-    if not w.any():
-        raise DataError(f"{path}: column {name!r} (data.sample_weight) is all zeros")
-    return w
+    return checked_weights(w, f"{path}: column {name!r} (data.sample_weight)")
 
 
 def _one_column(path: Path, name: str) -> None:

@@ -75,20 +75,33 @@ class Network:
                 raise ValueError(
                     f"layer {l}: a residual layer needs units == its input width ({self.sizes[l]})"
                 )
-        shapes = []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
-            shapes += [(fan_in, fan_out), (fan_out,)]
-        total = sum(math.prod(s) for s in shapes)
+        total = sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.params = np.zeros(total, dtype=self.dtype)
         self.grads = np.zeros(total, dtype=self.dtype)
-        self.W, self.b = self._views(self.params, shapes)
-        self.gW, self.gb = self._views(self.grads, shapes)
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The W, b views of the flat buffers and empty per-batch buffers."""
+        self.W, self.b = self._views(self.params)
+        self.gW, self.gb = self._views(self.grads)
         self._buffers: dict[int, _Buffers] = {}
         self._X: np.ndarray | None = None
         self._n = 0
 
-    @staticmethod
-    def _views(flat: np.ndarray, shapes) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def __getstate__(self) -> dict:
+        """Pickled: the flat parameters and the settings. The views and the per-batch buffers
+        (which hold the compiled kernels' pointers) are rebuilt on unpickling."""
+        views = ("W", "b", "gW", "gb", "_buffers", "_X", "_n")
+        return {k: v for k, v in self.__dict__.items() if k not in views}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._fresh()
+
+    def _views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        shapes = []
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            shapes += [(fan_in, fan_out), (fan_out,)]
         views, offset = [], 0
         for shape in shapes:
             size = math.prod(shape)
