@@ -97,6 +97,7 @@ def make_trainer(s: Setup, opt) -> Trainer:
         max_rollbacks=t.max_rollbacks,
         val_metrics=watched_extras(cfg),
         unscale=prep.unscale,
+        inits=[layer.init or cfg.model.init for layer in cfg.model.layers],
     )
 
 
