@@ -1,7 +1,7 @@
 """What a person sees at a terminal: `backprop train` driven in a real terminal (tmux, 80x24
 and 120x40) keeps every epoch's row in the scrollback, once, and no line is wider than the
-terminal; the epoch rows, the summary and the sparklines fitted to a width; and the live
-view's rows, written to a terminal console."""
+terminal; the epoch rows, the summary and the sparklines fitted to a width; the status line
+before the first batch; and the live view's rows, written to a terminal console."""
 
 import io
 import os
@@ -14,6 +14,7 @@ import time
 import pytest
 from rich.console import Console
 
+from backprop_cli.cli import console as console_module
 from backprop_cli.cli.console import fmt
 from backprop_cli.cli.training_view import (
     SPARK_WIDTH,
@@ -24,6 +25,9 @@ from backprop_cli.cli.training_view import (
     sparkline,
     summary_lines,
 )
+from backprop_cli.config import load_config
+from backprop_cli.nn import fast, kernel_cache
+from backprop_cli.training import Run
 
 from .conftest import CONFIGS, ROOT
 
@@ -212,6 +216,40 @@ def test_a_warning_goes_below_its_row_wrapped_and_the_header_again():
     assert " ".join(" ".join(warning).split()) == f"warning: {' '.join(long.split())}"
     assert len(warning) > 1 and all(len(line) <= 60 for line in warning)
     assert all(line.startswith("  word") for line in warning[1:])
+
+
+# ---------------------------------------------------------------------------- the status line
+
+
+def test_status_is_nothing_off_a_terminal(capsys):
+    with console_module.status("plain", "loading") as say:
+        say("building")
+    with console_module.status("json", "loading") as say:
+        say("building")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_status_shows_on_a_terminal():
+    buf = io.StringIO()
+    con = Console(file=buf, width=80, force_terminal=True, color_system=None)
+    with console_module.status("live", "reading the config", console=con) as say:
+        say("loading the data (\x1b[2Jdigits)")
+    out = buf.getvalue()
+    assert "loading the data (\\x1b[2Jdigits)" in out and "\x1b[2J" not in out
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_the_run_says_what_it_is_doing_until_training_starts(monkeypatch, cached):
+    stages = []
+    monkeypatch.delenv("BACKPROP_FAST", raising=False)
+    monkeypatch.setattr(kernel_cache, "cached", lambda: cached)
+    monkeypatch.setattr(fast, "_lib", None)  # not loaded yet in this process
+    cfg = load_config(CONFIGS / "iris.yaml", None)
+    Run(cfg, "iris.yaml", on_stage=stages.append)
+    compiling = ["compiling the C kernels (once; they are cached)"]
+    assert stages == ["loading the data (iris)", "building the network"] + (
+        [] if cached else compiling
+    )
 
 
 # ---------------------------------------------------------------------------- a real terminal
