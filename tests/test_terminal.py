@@ -113,10 +113,27 @@ def test_at_80_columns_the_row_holds_every_metric_and_at_200_the_gradients():
     assert str(wide.header()).endswith("grad norms by layer")
 
 
-def test_rows_that_improve_on_every_earlier_epoch_are_green():
+def green(line) -> list[str]:
+    return [str(line)[s.start : s.end] for s in line.spans if s.style == "green"]
+
+
+def test_a_validation_loss_better_than_every_earlier_one_is_green():
     table = EpochRows(record(1), 5, 120)
-    styles = [table.row(record(e, val_loss=v)).style for e, v in enumerate([1.0, 0.8, 0.9, 0.7], 1)]
-    assert styles == ["green", "green", "", "green"]
+    losses = [1.0, 0.8, 0.9, 0.7]
+    marked = [green(table.row(record(e, val_loss=v))) for e, v in enumerate(losses, 1)]
+    assert [[cell.strip() for cell in m] for m in marked] == [
+        ["1.0000"],
+        ["0.8000"],
+        [],
+        ["0.7000"],
+    ]
+    # without a validation split, the train loss
+    table = EpochRows(record(1), 5, 120)
+    nan = float("nan")
+    marked = [
+        green(table.row(record(e, val_loss=nan, train_loss=v))) for e, v in [(1, 2.0), (2, 3.0)]
+    ]
+    assert [[cell.strip() for cell in m] for m in marked] == [["2.0000"], []]
 
 
 def test_a_value_wider_than_usual_is_cut_not_wrapped():

@@ -70,10 +70,6 @@ def _main_columns(record: dict) -> list[str]:
     return [k for k in MAIN_COLUMNS if k in record] + ["time_s"]
 
 
-def _key(r: dict) -> float:
-    return r["val_loss"] if not math.isnan(r["val_loss"]) else r["train_loss"]
-
-
 @dataclass(frozen=True)
 class Layout:
     """Which parts of an epoch row are shown: the record's columns (after the epoch), short
@@ -142,23 +138,24 @@ class EpochRows:
         return self._fit(Text(GAP.join(cells), style="bold"))
 
     def row(self, record: dict) -> Text:
-        """The epoch's row; green when it improves on every earlier epoch (the validation loss,
-        else the train loss)."""
-        cells = [f"{record['epoch']}/{self.epochs}".rjust(self.epoch_width)]
+        """The epoch's row; its validation loss (else its train loss) green where it improves
+        on every earlier epoch's (a printed row cannot be restyled when a later one is best)."""
+        key_column = "val_loss" if not math.isnan(record["val_loss"]) else "train_loss"
+        key = record[key_column]
+        better = key < self.best
+        self.best = min(self.best, key) if not math.isnan(key) else self.best
+        line = Text(f"{record['epoch']}/{self.epochs}".rjust(self.epoch_width))
         widths = self._widths(self.layout)
         for c, w in zip(self.layout.columns, widths, strict=True):
             value = f"{record[c]:.2f}s" if c == "time_s" else fmt(record.get(c))
-            cells.append(value.rjust(w))
+            line.append(GAP + value.rjust(w), style="green" if better and c == key_column else "")
         norms = grad_norms(record)
         if self.layout_has_grads(self.layout):
             strip = grad_strip(norms).ljust(self.n_layers)
-            cells.append(
-                f"{strip} {fmt(min(norms))}..{fmt(max(norms))}" if self.layout.span else strip
-            )
-        key = _key(record)
-        better = key < self.best
-        self.best = min(self.best, key) if not math.isnan(key) else self.best
-        return self._fit(Text(GAP.join(cells).rstrip(), style="green" if better else ""))
+            span = f" {fmt(min(norms))}..{fmt(max(norms))}" if self.layout.span else ""
+            line.append(GAP + strip + span)
+        line.rstrip()
+        return self._fit(line)
 
     def _fit(self, line: Text) -> Text:
         """``line`` cut to the width (with an ellipsis) where a value wider than usual made it
