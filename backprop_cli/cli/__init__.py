@@ -8,8 +8,8 @@ call the library and render what it returns; errors become exit codes once, in `
     sweep.py     sweep
 
 Rendering lives beside them and knows nothing of the math: ``console`` (output modes,
-tables, errors), ``training_view`` (the live epoch table), ``trace_view``, ``sweep_view``,
-``runs_view`` and ``plots``.
+tables, errors, the status line), ``training_view`` (the epoch rows and the batch bar),
+``trace_view``, ``sweep_view``, ``runs_view`` and ``plots``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -47,6 +49,20 @@ def choose_mode(json_out: bool, quiet: bool, console: Console | None = None) -> 
         return "quiet"
     console = console or Console()
     return "live" if console.is_terminal else "plain"
+
+
+@contextmanager
+def status(
+    mode: str, message: str, console: Console | None = None
+) -> Iterator[Callable[[str], None]]:
+    """A spinner saying ``message`` on a terminal (live mode) while the block runs; the block
+    changes the message by calling what this yields. In any other mode, nothing at all."""
+    if mode != "live":
+        yield lambda _message: None
+        return
+    console = console or Console()
+    with console.status(Text(safe(message))) as shown:
+        yield lambda m: shown.update(Text(safe(m)))
 
 
 def safe(text: str) -> str:

@@ -35,23 +35,29 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train a network; stream each epoch; write the run directory."""
-    from ..config import load_config
-    from ..errors import ConfigError
-    from ..training import Run
     from . import console
 
-    cfg = load_config(config, set_)
-    if out is not None and not out.strip():
-        raise ConfigError(f"--out: expected a directory path (got {out!r})")
-    if quiet and json_out:
-        raise ConfigError("--quiet and --json: give one or the other")
-    if report:
-        from ..report import require
+    mode = console.choose_mode(json_out, quiet)
+    # On a terminal, a spinner says what happens until the first batch (the libraries and
+    # the data take a moment to load, the kernels longer to compile the first time); then
+    # the training view takes over with the batch bar.
+    with console.status(mode, "reading the config") as say:
+        from ..config import load_config
+        from ..errors import ConfigError
+        from ..training import Run
 
-        require()  # before training, not after it
-    run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
+        cfg = load_config(config, set_)
+        if out is not None and not out.strip():
+            raise ConfigError(f"--out: expected a directory path (got {out!r})")
+        if quiet and json_out:
+            raise ConfigError("--quiet and --json: give one or the other")
+        if report:
+            from ..report import require
+
+            require()  # before training, not after it
+        run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume, on_stage=say)
     try:
-        _train(run, config, set_, console.choose_mode(json_out, quiet), report)
+        _train(run, config, set_, mode, report)
     finally:
         run.close()
 

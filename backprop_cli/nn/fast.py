@@ -88,6 +88,17 @@ def library() -> ctypes.CDLL | None:
         return _lib or None
 
 
+def will_build() -> bool:
+    """Whether the next use of the kernels in this process will compile them (they are not
+    loaded yet and none is in the cache): what a status line can say while it runs."""
+    if _lib is not None or os.environ.get("BACKPROP_FAST", "1") == "0":
+        return False
+    try:
+        return not kernel_cache.cached()
+    except Exception:  # noqa: BLE001 (only a status line depends on it)
+        return False
+
+
 def status() -> str:
     """'in use (the cached library)' or 'not in use (why not)', for ``backprop --version
     --verbose``: the one place a user sees why the kernels are not used, or that the library

@@ -120,6 +120,20 @@ class Loaded:
     refused: str = ""
 
 
+def cached() -> bool:
+    """Whether :func:`load` would find a library in the cache, or a recent failure it would
+    not retry: False where it would start the compiler (a status line says so)."""
+    cc = compiler()
+    if cc is None:
+        return True
+    files = entry(cc)
+    if os.path.lexists(files.lib):
+        return True
+    with suppress(OSError):
+        return time.time() - files.failed.stat().st_mtime < FAILURE_TTL_S
+    return False
+
+
 def load(check: Callable[[ctypes.CDLL], ctypes.CDLL]) -> Loaded:
     """The kernels, as ``check`` returns them (it raises to refuse them), and where they are.
 

@@ -19,13 +19,21 @@ import yaml
 from ..config import Config
 from ..config.models import EXTRA_MONITORS
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
+from ..nn import fast
 from ..nn.metrics import classification_report, regression_report
 from ..store import checkpoint, weights
 from ..store.files import RUN_LOCK, DirLock, json_safe, lock_run_dir, new_run_dir, write_text
 from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, clear_unstarted, write_summary
 from ..version import __version__
 from . import resume as resuming
-from .build import Setup, build_optimizer, build_schedule, row_weights, setup
+from .build import (
+    Setup,
+    build_optimizer,
+    build_schedule,
+    load_prepared,
+    row_weights,
+    setup,
+)
 from .stop import STOP
 from .trainer import EarlyStopping, Progress, Trainer
 
@@ -54,6 +62,11 @@ def weights_spec(s: Setup, net, epoch: int) -> weights.WeightsSpec:
         epoch=epoch,
         backprop_version=__version__,
     )
+
+
+def data_name(cfg: Config) -> str:
+    """The config's data as a status line names it: the built-in's name, or the file's."""
+    return cfg.data.dataset or Path(str(cfg.data.path)).name
 
 
 def watched_extras(cfg: Config) -> tuple[str, ...]:
@@ -97,6 +110,7 @@ def make_trainer(s: Setup, opt) -> Trainer:
         max_rollbacks=t.max_rollbacks,
         val_metrics=watched_extras(cfg),
         unscale=prep.unscale,
+        inits=[layer.init or cfg.model.init for layer in cfg.model.layers],
     )
 
 
@@ -108,7 +122,8 @@ class Run:
     the files of a start that saved no epoch cleared (a sweep's trial); ``resume`` continues
     the run in it from its checkpoint; ``init_from`` starts from a weights file's parameters.
     The run holds DIR/.lock from ``start`` (or the resume) until ``close``: no second run
-    writes beside it.
+    writes beside it. ``on_stage`` is told what the construction is doing as it goes
+    (loading the data, compiling the kernels, ...), for a status line.
     """
 
     def __init__(
@@ -119,7 +134,9 @@ class Run:
         init_from: str | None = None,
         resume: bool = False,
         in_place: bool = False,
+        on_stage: Callable[[str], None] | None = None,
     ):
+        say = on_stage or (lambda _stage: None)
         if resume and init_from:
             raise ConfigError("--resume and --init-from: give one or the other")
         self.cfg, self.source, self.init_from, self.in_place = cfg, source, init_from, in_place
@@ -134,7 +151,10 @@ class Run:
         self._saved_at, self._saved_epoch = -math.inf, 0
         self._metrics = MetricsLog()
         self.t0 = time.perf_counter()
-        self.setup = setup(cfg, source)
+        say(f"loading the data ({data_name(cfg)})")
+        prep = load_prepared(cfg, source)
+        say("building the network")
+        self.setup = setup(cfg, source, prep)
         self.prep, self.net, self.loss, self.rngs = (
             self.setup.prep,
             self.setup.net,
@@ -142,10 +162,14 @@ class Run:
             self.setup.rngs,
         )
         if init_from:
+            say(f"loading {init_from}")
             self._load_init(init_from)
+        if fast.will_build():
+            say("compiling the C kernels (once; they are cached)")
         self.opt = build_optimizer(cfg, self.net)
         self.trainer = make_trainer(self.setup, self.opt)
         if resume:
+            say(f"reading the checkpoint in {self.out}")
             self._lock = lock_run_dir(Path(self.out)) if os.path.isdir(self.out) else None
             try:
                 resuming.resume(self, self.out)

@@ -30,7 +30,7 @@ from ..nn.metrics import (
 from ..nn.network import Network
 from ..nn.optimizers import Optimizer
 from ..nn.schedules import Schedule
-from .diagnostics import gradient_warnings, layer_norms
+from .diagnostics import Design, gradient_warnings, layer_norms, units_off
 from .stop import STOP
 
 # Called after every batch with (batches done, batches in the epoch).
@@ -125,6 +125,7 @@ class Trainer:
         max_rollbacks: int = 3,
         val_metrics: tuple[str, ...] = (),
         unscale: Callable[[np.ndarray], np.ndarray] | None = None,
+        inits: list[str] | None = None,
     ):
         self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
         # Row weights in the loss (class_weight x sample_weight), of the training and the
@@ -149,6 +150,9 @@ class Trainer:
         self.best_params = net.params.copy() if early is not None else None
         self.slices = net.layer_slices()
         self.pending_warnings: list[str] = []  # said since the last record (rollbacks)
+        # What the network is (each layer's init: ``inits``, '' where unknown), so that a
+        # gradient warning suggests only what it is not.
+        self.design = Design.of(net, inits or [""] * net.n_layers)
         # Asked at each batch: True stops this trainer alone (STOP stops every one in the process).
         self.should_stop: Callable[[], bool] | None = None
 
@@ -371,7 +375,9 @@ class Trainer:
     def _after_epoch(self, record: dict) -> None:
         epoch = record["epoch"]
         warnings, self.pending_warnings = self.pending_warnings, []
-        warnings += gradient_warnings(record, self.net.activation_names, self.warned)
+        warnings += gradient_warnings(
+            record, self.design, self.warned, self.opt.lr, lambda: units_off(self.net, self.X)
+        )
         if warnings:
             record["warnings"] = warnings
         self.schedule.observe(epoch, record.get(self.schedule_monitor, float("nan")))
