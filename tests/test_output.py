@@ -1,0 +1,188 @@
+"""What a person sees (issue 16): output that is never cut when it goes to a file or a pipe,
+tables that still fit a terminal, text that wraps between words."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import CONFIGS, run_cli
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Longer than 80 columns on its own: cut or folded by a table 80 columns wide.
+LONG_RUN = "a-run-with-a-name-long-enough-that-an-eighty-column-table-has-to-cut-or-fold-it"
+LONG_CLASSES = [
+    "iris setosa as the botanist wrote it down in the field notebook",
+    "iris versicolor as the botanist wrote it down in the field notebook",
+    "iris virginica as the botanist wrote it down in the field notebook",
+]
+LONG_COLUMN = "sepal_length_in_centimetres_measured_with_the_calipers_from_the_drawer"
+CSV_CONFIG = """name: long-names
+seed: 0
+data: {path: flowers.csv, target: species, validation: 0.2, test: 0.2}
+model:
+  layers: [{units: 8, activation: tanh}, {units: 3, activation: softmax}]
+loss: cross_entropy
+optimizer: {name: adam, lr: 0.01}
+training: {epochs: 2, batch_size: 16}
+"""
+
+
+def _backprop(*args, env=None):
+    """The CLI in a child process, stdout and stderr pipes (never a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "backprop_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def at_80_columns(monkeypatch):
+    """The width a Rich console falls back to when stdout is not a terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """stdout is a terminal 60 columns wide (Rich reads the width from COLUMNS)."""
+    from backprop_cli.cli import SafeStdout
+
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setattr(SafeStdout, "isatty", lambda self: True)
+
+
+@pytest.fixture
+def long_names(tmp_path):
+    """A CSV whose feature column and class labels are longer than 80 columns wide tables
+    allow, and a run trained on it: its weights file."""
+    rng = np.random.default_rng(0)
+    species = np.repeat(LONG_CLASSES, 30)
+    frame = pd.DataFrame(
+        {
+            LONG_COLUMN: rng.normal(size=90) + np.repeat([0.0, 2.0, 4.0], 30),
+            "petal": rng.normal(size=90),
+            "species": species,
+        }
+    )
+    frame.to_csv(tmp_path / "flowers.csv", index=False)
+    (tmp_path / "flowers.yaml").write_text(CSV_CONFIG)
+    code = _backprop("train", tmp_path / "flowers.yaml", "--out", tmp_path / "run", "-q")
+    assert code.returncode == 0, code.stderr
+    return tmp_path / "run" / "weights.npz"
+
+
+def _uncut(out: str) -> None:
+    assert "…" not in out and "..." not in out
+
+
+# ---------------------------------------------------------------------------- full width
+
+
+def test_runs_through_a_pipe_has_every_column_and_whole_names(tmp_path):
+    """`backprop runs | cat` dropped the time column and cut names (sweeps/iris/t)."""
+    name = f"sweeps/iris/{LONG_RUN}"
+    done = _backprop(
+        "train", CONFIGS / "iris.yaml", "--out", f"runs/{name}", "-q", "-s", "training.epochs=1"
+    )
+    assert done.returncode == 0, done.stderr
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = _backprop("runs", env=env)
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "name" in line)
+    assert header.split() == ["name", "date", "epochs", "val", "loss", "val", "acc", "stop", "time"]
+    row = next(line for line in proc.stdout.splitlines() if LONG_RUN in line)
+    assert row.split()[0] == name and row.split()[-2:] == ["completed", row.split()[-1]]
+    assert re.fullmatch(r"\d+\.\ds", row.split()[-1])  # the time column
+    _uncut(proc.stdout)
+
+
+def test_gradcheck_into_a_file_has_whole_loss_names(capsys, at_80_columns):
+    code, out, err = run_cli(capsys, "gradcheck")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if "binary_cross_entropy" in line]
+    assert rows and all("│ ok" in line for line in rows)
+    assert "cross_entropy (weighted)" in out and "max rel error" in out and "status" in out
+    _uncut(out)
+
+
+def test_eval_into_a_file_has_whole_class_names(capsys, at_80_columns, long_names):
+    code, out, err = run_cli(capsys, "eval", "--weights", long_names)
+    assert code == 0, err
+    lines = out.splitlines()
+    confusion = lines[next(i for i, line in enumerate(lines) if "confusion matrix" in line) + 1 :]
+    header = next(line for line in confusion if LONG_CLASSES[0] in line)
+    assert all(c in header for c in LONG_CLASSES)  # every predicted class, one header line
+    for c in LONG_CLASSES:
+        assert sum(line.count(c) for line in lines) == 3  # per class; the matrix's row and column
+    _uncut(out)
+
+
+def test_validate_into_a_file_has_whole_column_names(capsys, at_80_columns, long_names, tmp_path):
+    code, out, err = run_cli(capsys, "validate", tmp_path / "flowers.yaml")
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if LONG_COLUMN in line and "│" in line)
+    assert row.split("│")[1].strip() == LONG_COLUMN and row.split("│")[2].strip() == "numeric"
+    _uncut(out)
+
+
+def test_datasets_into_a_file_has_every_column(capsys, monkeypatch):
+    from backprop_cli.data import describe_builtins
+
+    monkeypatch.setenv("COLUMNS", "40")  # a file is as wide as the table, whatever COLUMNS says
+    code, out, err = run_cli(capsys, "datasets")
+    assert code == 0, err
+    cells = [
+        [c.strip() for c in re.split("[│┃]", line)[1:-1]]
+        for line in out.splitlines()
+        if line[:1] in "│┃"
+    ]
+    assert cells[0] == ["name", "rows", "features", "task", "classes", "kind"]
+    assert [row[0] for row in cells[1:]] == [d["name"] for d in describe_builtins()]
+    assert [row[5] for row in cells[1:]] == [d["kind"] for d in describe_builtins()]
+    _uncut(out)
+
+
+def test_trace_into_a_file_is_not_wrapped(capsys, at_80_columns):
+    code, out, err = run_cli(
+        capsys, "trace", CONFIGS / "iris.yaml", "-s", "model.layers[0].units=4"
+    )
+    assert code == 0, err
+    assert (
+        "layers are counted from 0 (docs/backpropagation.md); a^(-1) = x, the input rows; "
+        "W^l is (fan_in, fan_out), the column-vector convention's matrix transposed, so "
+        "z^l = a^(l-1) W^l + b^l\n" in out
+    )
+    assert max(len(line) for line in out.splitlines()) > 80
+    _uncut(out)
+
+
+def test_on_a_terminal_tables_fit_it(capsys, terminal):
+    code, out, err = run_cli(capsys, "gradcheck")
+    assert code == 0, err
+    lines = ANSI.sub("", out).splitlines()
+    assert max(len(line) for line in lines) <= 60
+    assert "…" in out  # cells cut to fit, as on a terminal before
+
+
+def test_on_a_terminal_trace_text_wraps_between_words(capsys, terminal):
+    code, out, err = run_cli(capsys, "trace", CONFIGS / "iris.yaml")
+    assert code == 0, err
+    lines = ANSI.sub("", out).splitlines()
+    assert max(len(line) for line in lines) <= 60
+    start = next(i for i, line in enumerate(lines) if line.startswith("layers are counted"))
+    end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith("b^l"))
+    sentence = (
+        "layers are counted from 0 (docs/backpropagation.md); a^(-1) = x, the input rows; "
+        "W^l is (fan_in, fan_out), the column-vector convention's matrix transposed, so "
+        "z^l = a^(l-1) W^l + b^l"
+    )
+    assert end > start  # wrapped, and every word whole
+    assert " ".join(lines[start : end + 1]).split() == sentence.split()
