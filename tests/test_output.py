@@ -3,6 +3,7 @@ tables that still fit a terminal, text that wraps between words."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -186,3 +187,123 @@ def test_on_a_terminal_trace_text_wraps_between_words(capsys, terminal):
     )
     assert end > start  # wrapped, and every word whole
     assert " ".join(lines[start : end + 1]).split() == sentence.split()
+
+
+# ---------------------------------------------------------------------------- help
+
+
+def _commands() -> dict:
+    import typer
+
+    from backprop_cli.cli import app
+
+    return typer.main.get_command(app).commands
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_command_has_a_natural_usage_line_and_an_example(capsys, name):
+    code, out, err = run_cli(capsys, name, "--help")
+    assert code == 0, err
+    usage = out.splitlines()[0]
+    assert usage.startswith(f"Usage: backprop {name} [OPTIONS]")
+    for junk in ("{", "[[", "<list", "<path>", "<str>", "<int>", "<float>"):
+        assert junk not in out, junk
+    lines = out.splitlines()
+    example = lines[lines.index("Example:") + 1]
+    assert example.startswith(f"  backprop {name} ")  # as written: one line, not reflowed
+
+
+def test_usage_lines_name_the_arguments(capsys):
+    usages = {}
+    for name in _commands():
+        code, out, _ = run_cli(capsys, name, "--help")
+        usages[name] = out.splitlines()[0].removeprefix(f"Usage: backprop {name} ")
+    assert usages == {
+        "train": "[OPTIONS] CONFIG",
+        "eval": "[OPTIONS]",
+        "predict": "[OPTIONS]",
+        "export": "[OPTIONS] WEIGHTS",
+        "gradcheck": "[OPTIONS] [CONFIG]",
+        "validate": "[OPTIONS] CONFIG",
+        "datasets": "[OPTIONS]",
+        "trace": "[OPTIONS] CONFIG",
+        "plot": "[OPTIONS] RUN_DIR...",
+        "runs": "[OPTIONS] [DIR]",
+        "schema": "[OPTIONS]",
+        "sweep": "[OPTIONS] SWEEP",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_json_means_json_lines_in_every_help(capsys, name):
+    code, out, _ = run_cli(capsys, name, "--help")
+    if "--json" in out:
+        assert " ".join(out.split()).count("JSON Lines (one object per line)") == 1
+
+
+# ---------------------------------------------------------------------------- --json
+
+
+@pytest.fixture(scope="module")
+def iris_weights(tmp_path_factory):
+    """A short iris run, trained once for the module: its weights file."""
+    from backprop_cli.cli import main
+
+    out = tmp_path_factory.mktemp("iris") / "run"
+    args = ["train", str(CONFIGS / "iris.yaml"), "-q", "--out", str(out), "-s", "training.epochs=2"]
+    assert main(args) == 0
+    return out / "weights.npz"
+
+
+SWEEP = f"""\
+base: {CONFIGS / "iris.yaml"}
+set: {{training.epochs: 1}}
+grid: {{optimizer.lr: [0.1, 0.01]}}
+output: {{dir: runs/grid}}
+"""
+
+
+def _json_commands(weights) -> dict[str, list]:
+    return {
+        "train": ["train", CONFIGS / "xor.yaml", "-s", "training.epochs=2"],
+        "eval": ["eval", "--weights", weights],
+        "gradcheck": ["gradcheck", CONFIGS / "xor.yaml"],
+        "validate": ["validate", CONFIGS / "iris.yaml"],
+        "datasets": ["datasets"],
+        "trace": ["trace", CONFIGS / "xor.yaml", "--rows", "2"],
+        "runs": ["runs", weights.parent.parent],
+        "sweep": ["sweep", "grid.yaml", "--workers", "1"],
+    }
+
+
+def test_every_json_output_is_json_lines(capsys, tmp_path, iris_weights):
+    """Each line of every command's --json output is one JSON object, alone on stdout."""
+    (tmp_path / "grid.yaml").write_text(SWEEP)
+    commands = _json_commands(iris_weights)
+    with_json = {n for n, c in _commands().items() for p in c.params if "--json" in p.opts}
+    assert set(commands) == with_json  # a new --json command is checked here too
+    for name, args in commands.items():
+        code, out, err = run_cli(capsys, *args, "--json")
+        assert code == 0, (name, err)
+        lines = out.splitlines()
+        assert lines, name
+        for line in lines:
+            assert isinstance(json.loads(line), dict), (name, line[:80])
+
+
+# ---------------------------------------------------------------------------- pipes
+
+
+def test_eval_into_head_exits_0_without_a_message(tmp_path, iris_weights):
+    """`eval ... | head -1` used to exit 1 with no message."""
+    evaluate = subprocess.Popen(
+        [sys.executable, "-m", "backprop_cli", "eval", "--weights", str(iris_weights)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    head = subprocess.run(["head", "-1"], stdin=evaluate.stdout, capture_output=True, text=True)
+    evaluate.stdout.close()
+    err = evaluate.stderr.read().decode()
+    evaluate.stderr.close()
+    assert evaluate.wait() == 0 and err == ""
+    assert head.stdout.startswith("dataset iris (test split")

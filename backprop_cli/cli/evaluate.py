@@ -8,20 +8,25 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, app
+from .app import JsonOpt, WeightsOpt, app
 
-WeightsOpt = Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")]
 DataOpt = Annotated[
     str | None,
     typer.Option(
-        "--data", help="Evaluate on all rows of this file (it needs the training target column)."
+        "--data",
+        help="Evaluate on all rows of this file (it needs the training target column).",
+        metavar="FILE",
     ),
 ]
 DatasetOpt = Annotated[
-    str | None, typer.Option("--dataset", help="Evaluate on a built-in dataset's split.")
+    str | None,
+    typer.Option("--dataset", help="Evaluate on a built-in dataset's split.", metavar="NAME"),
 ]
 SplitOpt = Annotated[
-    str, typer.Option("--split", help="Which held-out split to rebuild: test, val or train.")
+    str,
+    typer.Option(
+        "--split", help="Which held-out split to rebuild: test, val or train.", metavar="SPLIT"
+    ),
 ]
 
 
@@ -29,7 +34,7 @@ def _gate(option: str, what: str):
     return Annotated[float | None, typer.Option(option, help=f"Exit 1 if {what}.")]
 
 
-@app.command("eval")
+@app.command("eval", example="backprop eval --weights runs/iris/weights.npz --min-accuracy 0.9")
 def eval_(
     weights: WeightsOpt,
     data: DataOpt = None,
@@ -113,16 +118,25 @@ def _render(result: dict) -> None:
         )
 
 
-@app.command()
+@app.command(
+    example="backprop predict --weights runs/iris/weights.npz --input new.csv --output preds.csv"
+)
 def predict(
-    weights: Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")],
+    weights: WeightsOpt,
     input_: Annotated[
         str,
-        typer.Option("--input", "-i", help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict."),
+        typer.Option(
+            "--input",
+            "-i",
+            help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict.",
+            metavar="FILE",
+        ),
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="CSV file to write (default, or -: stdout)."),
+        typer.Option(
+            "--output", "-o", help="CSV file to write (default, or -: stdout).", metavar="FILE"
+        ),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Add one probability column per class.")

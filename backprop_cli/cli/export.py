@@ -12,16 +12,22 @@ import typer
 from .app import app
 
 
-@app.command()
+@app.command(example="backprop export runs/iris/weights.npz --format onnx --out iris.onnx")
 def export(
     weights: Annotated[Path, typer.Argument(help="weights.npz of a run.", metavar="WEIGHTS")],
     format_: Annotated[
-        str, typer.Option("--format", "-f", help="onnx (the whole model) or safetensors.")
+        str,
+        typer.Option(
+            "--format", "-f", help="onnx (the whole model) or safetensors.", metavar="FORMAT"
+        ),
     ] = "onnx",
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="File to write (default: WEIGHTS with .onnx/.safetensors)."
+            "--out",
+            "-o",
+            help="File to write (default: WEIGHTS with .onnx/.safetensors).",
+            metavar="FILE",
         ),
     ] = None,
     overwrite: Annotated[

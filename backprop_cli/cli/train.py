@@ -10,16 +10,24 @@ import typer
 from .app import JsonOpt, QuietOpt, SetOpt, app
 
 
-@app.command()
+@app.command(example="backprop train configs/digits.yaml --set training.epochs=5 --out runs/short")
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
     set_: SetOpt = None,
     out: Annotated[
         str | None,
-        typer.Option("--out", "-o", help="Run directory (default: output.dir, else runs/NAME)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run directory (default: output.dir, else runs/NAME).",
+            metavar="DIR",
+        ),
     ] = None,
     init_from: Annotated[
-        str | None, typer.Option("--init-from", help="Start from this weights file's parameters.")
+        str | None,
+        typer.Option(
+            "--init-from", help="Start from this weights file's parameters.", metavar="FILE"
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out DIR from its checkpoint.")
