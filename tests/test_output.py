@@ -222,7 +222,7 @@ def test_usage_lines_name_the_arguments(capsys):
         "train": "[OPTIONS] CONFIG",
         "eval": "[OPTIONS]",
         "predict": "[OPTIONS]",
-        "export": "[OPTIONS] WEIGHTS",
+        "export": "[OPTIONS]",
         "gradcheck": "[OPTIONS] [CONFIG]",
         "validate": "[OPTIONS] CONFIG",
         "datasets": "[OPTIONS]",
@@ -232,6 +232,23 @@ def test_usage_lines_name_the_arguments(capsys):
         "schema": "[OPTIONS]",
         "sweep": "[OPTIONS] SWEEP",
     }
+
+
+def test_one_vocabulary_for_options():
+    """--data for rows read, --out for anything written, --weights for a weights file: no
+    command shows another name for them (the old ones are hidden)."""
+    shown = {
+        name: {opt for p in command.params if not p.hidden for opt in p.opts}
+        for name, command in _commands().items()
+    }
+    everything = set().union(*shown.values())
+    assert not everything & {"--input", "-i", "--output", "--init-from", "--model", "--file"}
+    for name in ("train", "export", "plot", "schema", "sweep", "predict"):
+        assert {"--out", "-o"} <= shown[name], name
+    for name in ("train", "eval", "predict", "export", "trace"):
+        assert {"--weights", "-w"} <= shown[name], name
+    for name in ("eval", "predict"):
+        assert "--data" in shown[name], name
 
 
 @pytest.mark.parametrize("name", sorted(_commands()))
@@ -289,6 +306,78 @@ def test_every_json_output_is_json_lines(capsys, tmp_path, iris_weights):
         assert lines, name
         for line in lines:
             assert isinstance(json.loads(line), dict), (name, line[:80])
+
+
+# ---------------------------------------------------------------------------- old names
+
+
+def _note(old: str, new: str) -> str:
+    return f"note: {old} is now {new} (the old name goes in 0.3.0)\n"
+
+
+IRIS_ROWS = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
+
+
+def test_predict_old_names_still_work_with_a_note(capsys, tmp_path, iris_weights):
+    (tmp_path / "new.csv").write_text(IRIS_ROWS)
+    w = iris_weights
+    code, expected, err = run_cli(capsys, "predict", "-w", w, "--data", "new.csv", "--proba")
+    assert code == 0 and err == "" and expected.startswith("prediction,")
+    for flag in ("--input", "-i"):
+        code, out, err = run_cli(capsys, "predict", "-w", w, flag, "new.csv", "--proba")
+        assert (code, out, err) == (0, expected, _note("--input", "--data"))
+    code, out, err = run_cli(capsys, "predict", "-w", w, "--data", "new.csv", "--output", "p.csv")
+    assert code == 0 and out == ""
+    assert err.startswith(_note("--output", "--out")) and "wrote 2 predictions to p.csv" in err
+    assert (tmp_path / "p.csv").read_text().startswith("prediction\n")
+
+
+def test_train_init_from_still_works_with_a_note(capsys, tmp_path, iris_weights):
+    args = ["train", CONFIGS / "iris.yaml", "-s", "training.epochs=1", "--json"]
+    code, out, err = run_cli(capsys, *args, "--init-from", iris_weights, "--out", "old")
+    assert code == 0 and err == _note("--init-from", "--weights")
+    code, new, err = run_cli(capsys, *args, "--weights", iris_weights, "--out", "new")
+    assert code == 0 and err == ""
+    first = [
+        json.loads(line)["train_loss"] for line in (out, new) for line in line.splitlines()[:1]
+    ]
+    assert first[0] == first[1]  # the same start: the file's parameters
+
+
+def test_export_positional_weights_still_works_with_a_note(capsys, tmp_path, iris_weights):
+    pytest.importorskip("safetensors")
+    args = ["export", "-f", "safetensors"]
+    code, _, err = run_cli(capsys, *args, iris_weights, "--out", "old.safetensors")
+    assert code == 0
+    assert err.startswith(_note("export WEIGHTS", "export --weights WEIGHTS"))
+    code, _, err = run_cli(capsys, *args, "--weights", iris_weights, "--out", "new.safetensors")
+    assert code == 0 and not err.startswith("note")
+    assert (tmp_path / "old.safetensors").read_bytes() == (
+        tmp_path / "new.safetensors"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["predict", "-w", "W", "--data", "a.csv", "--input", "b.csv"], ["--input", "--data"]),
+        (
+            ["predict", "-w", "W", "--out", "a.csv", "--output", "b.csv", "--data", "x"],
+            ["--output"],
+        ),
+        (["predict", "-w", "W"], ["Missing option", "--data"]),
+        (["train", "c.yaml", "--weights", "W", "--init-from", "W"], ["--init-from", "--weights"]),
+        (["export", "W", "--weights", "W"], ["export WEIGHTS", "--weights"]),
+        (["export"], ["Missing option", "--weights"]),
+    ],
+)
+def test_old_and_new_name_at_once_or_neither_is_one_error_line(capsys, args, words, iris_weights):
+    from .conftest import assert_one_line_error
+
+    args = [str(iris_weights) if a == "W" else a for a in args]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, *words)
 
 
 # ---------------------------------------------------------------------------- pipes

@@ -1,6 +1,10 @@
 """The Typer app and what every command shares: the --set and --json options, --debug;
 --version (--verbose: whether the compiled kernels are in use); help that reads naturally
-(``Command``: ``backprop train [OPTIONS] CONFIG``, one example per command).
+(``Command``: ``backprop train [OPTIONS] CONFIG``, one example per command); old option
+names that still work for one version, with a note (``OldName``, ``renamed``).
+
+One vocabulary across commands: ``--data`` for the rows read, ``--out`` for anything
+written (a file or a directory), ``--weights`` for a weights file.
 
 Only typer is imported here and in the command modules at start-up; numpy, pandas,
 pydantic, Rich and the library are imported inside the commands, so that ``backprop
@@ -9,11 +13,14 @@ pydantic, Rich and the library are imported inside the commands, so that ``backp
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
+
+OLD_NAMES_GO_IN = "0.3.0"  # the version that drops the old option names
 
 
 class Command(TyperCommand):
@@ -135,3 +142,23 @@ def _root(
     if ctx.invoked_subcommand is None:
         print(ctx.get_help())
         raise typer.Exit(2)
+
+
+def OldName(*names: str) -> Any:  # noqa: N802 (an annotation, like typer.Option)
+    """A hidden option: an old name of an option, kept working for one version."""
+    return typer.Option(*names, hidden=True)
+
+
+def renamed(old: str, old_value: Any, new: str, value: Any, required: bool = False) -> Any:
+    """The option's value, whichever of its names was given: the old name prints a note on
+    stderr; both at once, or neither when the option is ``required``, is an error (exit 2)."""
+    from ..errors import ConfigError
+
+    if old_value is None:
+        if value is None and required:
+            raise ConfigError(f"Missing option '{new}'.")
+        return value
+    if value is not None:
+        raise ConfigError(f"{old} and {new}: give {new} alone ({old} is its old name)")
+    print(f"note: {old} is now {new} (the old name goes in {OLD_NAMES_GO_IN})", file=sys.stderr)
+    return old_value

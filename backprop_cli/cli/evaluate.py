@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, WeightsOpt, app
+from .app import JsonOpt, OldName, WeightsOpt, app, renamed
 
 DataOpt = Annotated[
     str | None,
@@ -119,30 +119,29 @@ def _render(result: dict) -> None:
 
 
 @app.command(
-    example="backprop predict --weights runs/iris/weights.npz --input new.csv --output preds.csv"
+    example="backprop predict --weights runs/iris/weights.npz --data new.csv --out preds.csv"
 )
 def predict(
     weights: WeightsOpt,
-    input_: Annotated[
-        str,
+    data: Annotated[
+        str | None,
         typer.Option(
-            "--input",
-            "-i",
-            help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict.",
+            "--data",
+            help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict (required).",
             metavar="FILE",
         ),
-    ],
-    output: Annotated[
+    ] = None,
+    out: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="CSV file to write (default, or -: stdout).", metavar="FILE"
+            "--out", "-o", help="CSV file to write (default, or -: stdout).", metavar="FILE"
         ),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Add one probability column per class.")
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace --output if it exists.")
+        bool, typer.Option("--overwrite", help="Replace --out if it exists.")
     ] = False,
     keep: Annotated[
         str | None,
@@ -152,24 +151,28 @@ def predict(
             metavar="COLS",
         ),
     ] = None,
+    old_input: Annotated[str | None, OldName("--input", "-i")] = None,
+    old_output: Annotated[Path | None, OldName("--output")] = None,
 ) -> None:
     """Predict new rows with the stored preprocessing; CSV out with the original labels."""
     from ..inference import load_model, predict_rows
     from ..store.files import refuse_existing, write_output
     from . import console
 
-    if output is not None and str(output) == "-":
-        output = None
-    if output is not None:
-        refuse_existing(output, overwrite, "--output")
+    data = renamed("--input", old_input, "--data", data, required=True)
+    out = renamed("--output", old_output, "--out", out)
+    if out is not None and str(out) == "-":
+        out = None
+    if out is not None:
+        refuse_existing(out, overwrite, "--out")
     model = load_model(weights)
     kept = [c.strip() for c in keep.split(",") if c.strip()] if keep is not None else []
-    frame, warnings = predict_rows(model, input_, proba=proba, keep=kept)
+    frame, warnings = predict_rows(model, data, proba=proba, keep=kept)
     for w in warnings:
         print(f"warning: {console.safe(w)}", file=sys.stderr)
     text = frame.to_csv(index=False, lineterminator="\n", float_format="%.8g")
-    if output is None:
+    if out is None:
         sys.stdout.write(text)
         return
-    write_output(output, text)
-    print(f"wrote {len(frame)} predictions to {output}", file=sys.stderr)
+    write_output(out, text)
+    print(f"wrote {len(frame)} predictions to {out}", file=sys.stderr)

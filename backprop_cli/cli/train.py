@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, QuietOpt, SetOpt, app
+from .app import JsonOpt, OldName, QuietOpt, SetOpt, app, renamed
 
 
 @app.command(example="backprop train configs/digits.yaml --set training.epochs=5 --out runs/short")
@@ -23,12 +23,16 @@ def train(
             metavar="DIR",
         ),
     ] = None,
-    init_from: Annotated[
+    weights: Annotated[
         str | None,
         typer.Option(
-            "--init-from", help="Start from this weights file's parameters.", metavar="FILE"
+            "--weights",
+            "-w",
+            help="Start from this weights file's parameters (same architecture) instead of model.init.",
+            metavar="FILE",
         ),
     ] = None,
+    old_init_from: Annotated[str | None, OldName("--init-from")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out DIR from its checkpoint.")
     ] = False,
@@ -41,12 +45,13 @@ def train(
     from ..training import Run
     from . import console
 
+    weights = renamed("--init-from", old_init_from, "--weights", weights)
     cfg = load_config(config, set_)
     if out is not None and not out.strip():
         raise ConfigError(f"--out: expected a directory path (got {out!r})")
     if quiet and json_out:
         raise ConfigError("--quiet and --json: give one or the other")
-    run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume)
+    run = Run(cfg, str(config), out=out, init_from=weights, resume=resume)
     try:
         _train(run, config, set_, console.choose_mode(json_out, quiet))
     finally:
