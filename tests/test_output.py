@@ -34,6 +34,13 @@ optimizer: {name: adam, lr: 0.01}
 training: {epochs: 2, batch_size: 16}
 """
 
+SWEEP = f"""\
+base: {CONFIGS / "iris.yaml"}
+set: {{training.epochs: 1}}
+grid: {{optimizer.lr: [0.1, 0.01]}}
+output: {{dir: runs/grid}}
+"""
+
 
 def _backprop(*args, env=None):
     """The CLI in a child process, stdout and stderr pipes (never a terminal)."""
@@ -131,6 +138,29 @@ def test_validate_into_a_file_has_whole_column_names(capsys, at_80_columns, long
     assert code == 0, err
     row = next(line for line in out.splitlines() if LONG_COLUMN in line and "│" in line)
     assert row.split("│")[1].strip() == LONG_COLUMN and row.split("│")[2].strip() == "numeric"
+    _uncut(out)
+
+
+def test_validate_into_a_file_does_not_fold_the_config(capsys, at_80_columns, long_names, tmp_path):
+    """The resolved config is YAML dumped without folding at 80 columns: a path that YAML has to
+    quote (': ') stays whole, on its line."""
+    name = "flowers: measured in the field by the botanist on a rainy day in the spring of 1936.csv"
+    (tmp_path / "flowers.csv").rename(tmp_path / name)
+    (tmp_path / "flowers.yaml").write_text(CSV_CONFIG.replace("flowers.csv", f"'{name}'"))
+    code, out, err = run_cli(capsys, "validate", tmp_path / "flowers.yaml")
+    assert code == 0, err
+    assert f"  path: '{name}'\n" in out
+
+
+def test_sweep_into_a_file_has_whole_lines(capsys, at_80_columns, tmp_path):
+    sweep = SWEEP.replace("runs/grid", f"runs/{LONG_RUN}").replace("[0.1, 0.01]", "[0.1]")
+    (tmp_path / "grid.yaml").write_text(sweep)
+    code, out, err = run_cli(capsys, "sweep", "grid.yaml", "--workers", "1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("trial-000  optimizer.lr=0.1  completed") for line in lines)
+    assert f"runs/{LONG_RUN}/trial-000" in out
+    assert f"summary: runs/{LONG_RUN}/sweep_summary.csv" in lines
     _uncut(out)
 
 
@@ -270,14 +300,6 @@ def iris_weights(tmp_path_factory):
     args = ["train", str(CONFIGS / "iris.yaml"), "-q", "--out", str(out), "-s", "training.epochs=2"]
     assert main(args) == 0
     return out / "weights.npz"
-
-
-SWEEP = f"""\
-base: {CONFIGS / "iris.yaml"}
-set: {{training.epochs: 1}}
-grid: {{optimizer.lr: [0.1, 0.01]}}
-output: {{dir: runs/grid}}
-"""
 
 
 def _json_commands(weights) -> dict[str, list]:

@@ -106,7 +106,8 @@ def validate(
             }
         )
         return
-    print(yaml.safe_dump(cfg.resolved(), sort_keys=False), end="")
+    # No folding at 80 columns: a long path or column name stays on its line.
+    print(yaml.safe_dump(cfg.resolved(), sort_keys=False, width=console.UNBOUNDED), end="")
     _input_table(inputs)
     columns = ["layer", "activation", "shape", "parameters", "init", "dropout", "residual"]
     console.table(
