@@ -42,7 +42,9 @@ def test_in_memory_training_gives_the_command_lines_weights(capsys, tmp_path, mo
     new = table.sample(frac=1.0, random_state=0).iloc[:40]
     new = new[list(reversed(new.columns))]  # by name, in any order
     new.to_csv("new.csv", index=False)
-    code, out, err = run_cli(capsys, "predict", "-w", "r/weights.npz", "-i", "new.csv", "--proba")
+    code, out, err = run_cli(
+        capsys, "predict", "-w", "r/weights.npz", "--data", "new.csv", "--proba"
+    )
     assert code == 0, err
     written = pd.read_csv(io.StringIO(out))
     assert model.predict(new).tolist() == written["prediction"].tolist()

@@ -740,13 +740,13 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
     (
         "predict-feature-missing",
         both(weights_bytes(lambda b: b), write("few.csv", "a,b,c\n1,2,3\n")),
-        ["predict", "--weights", "w.npz", "--input", "few.csv"],
+        ["predict", "--weights", "w.npz", "--data", "few.csv"],
         ["few.csv", "no column 'sepal_length_cm'", "matched by name"],
     ),
     (
         "predict-headerless-feature-count",
         both(weights_bytes(lambda b: b), write("few.csv", "1,2,3\n4,5,6\n")),
-        ["predict", "--weights", "w.npz", "--input", "few.csv"],
+        ["predict", "--weights", "w.npz", "--data", "few.csv"],
         ["few.csv", "3 feature column(s)", "takes 4"],
     ),
     (
@@ -755,13 +755,13 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
             weights_bytes(lambda b: b),
             write("x.csv", f"{IRIS_FEATURES}\n1,2,1e300,4\n"),
         ),
-        ["predict", "--weights", "w.npz", "--input", "x.csv"],
+        ["predict", "--weights", "w.npz", "--data", "x.csv"],
         ["x.csv", "column 'petal_length_cm'", "beyond float32 range"],
     ),
     (
         "predict-inf-input",
         both(weights_bytes(lambda b: b), write("x.csv", f"{IRIS_FEATURES}\n1,2,inf,4\n")),
-        ["predict", "--weights", "w.npz", "--input", "x.csv"],
+        ["predict", "--weights", "w.npz", "--data", "x.csv"],
         ["x.csv", "column 'petal_length_cm'", "1 Inf cell"],
     ),
     # --- weights files
@@ -975,17 +975,17 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         ["unsupported .npy format version (3, 0)"],
     ),
     (
-        "weights-init-from",
+        "weights-train-weights",
         both(
             write("iris.yaml", IRIS_TEXT), weights({"W0.npy": npy(np.zeros((4, 15), np.float32))})
         ),
-        ["train", "iris.yaml", "--init-from", "w.npz"],
+        ["train", "iris.yaml", "--weights", "w.npz"],
         ["w.npz", "W0 has shape (4, 15)"],
     ),
     (
         "weights-predict",
         weights_bytes(lambda b: b[:100]),
-        ["predict", "--weights", "w.npz", "--input", IRIS_CSV],
+        ["predict", "--weights", "w.npz", "--data", IRIS_CSV],
         ["w.npz", "not a readable weights file"],
     ),
     # --- checkpoints (train --resume)
@@ -1089,19 +1089,19 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
     (
         "predict-output-exists",
         both(weights_bytes(lambda b: b), write("p.csv", "keep me\n")),
-        ["predict", "-w", "w.npz", "-i", IRIS_CSV, "-o", "p.csv"],
+        ["predict", "-w", "w.npz", "--data", IRIS_CSV, "-o", "p.csv"],
         ["p.csv", "already exists", "--overwrite"],
     ),
     (
         "predict-output-dir-missing",
         weights_bytes(lambda b: b),
-        ["predict", "-w", "w.npz", "-i", IRIS_CSV, "-o", "nodir/p.csv"],
+        ["predict", "-w", "w.npz", "--data", IRIS_CSV, "-o", "nodir/p.csv"],
         ["nodir/p.csv", "not written", "No such file or directory"],
     ),
     (
         "predict-output-disk-full",
         both(weights_bytes(lambda b: b), write("p.csv", "the earlier version\n"), disk_full),
-        ["predict", "-w", "w.npz", "-i", IRIS_CSV, "-o", "p.csv", "--overwrite"],
+        ["predict", "-w", "w.npz", "--data", IRIS_CSV, "-o", "p.csv", "--overwrite"],
         ["p.csv: not written", "No space left on device", "earlier version", "untouched"],
     ),
 ]
@@ -1160,7 +1160,7 @@ RESUME_AND_OUTPUT = [
     (
         "predict-output-name-too-long",
         weights_bytes(lambda b: b),
-        ["predict", "-w", "w.npz", "-i", IRIS_CSV, "-o", LONG + ".csv"],
+        ["predict", "-w", "w.npz", "--data", IRIS_CSV, "-o", LONG + ".csv"],
         ["not written", "too long"],
     ),
 ]

@@ -150,7 +150,7 @@ def test_eval_on_a_file_and_predict_with_string_labels(capsys, tmp_path):
     )
     assert code == 0 and json.loads(out)["rows"] == 15
     code, out, _ = run_cli(
-        capsys, "predict", "-w", "runs/iris/weights.npz", "--input", "some.csv", "--proba"
+        capsys, "predict", "-w", "runs/iris/weights.npz", "--data", "some.csv", "--proba"
     )
     assert code == 0
     rows = list(csv.DictReader(out.splitlines()))
@@ -167,13 +167,13 @@ def test_predict_output_file_is_not_overwritten(digits_run, capsys, tmp_path):
     header = ",".join(f"pixel_{i}_{j}" for i in range(8) for j in range(8))
     (tmp_path / "new.csv").write_text(header + "\n" + ",".join(["0"] * 64) + "\n")
     code, _, err = run_cli(
-        capsys, "predict", "-w", "runs/digits/weights.npz", "-i", "new.csv", "-o", "p.csv"
+        capsys, "predict", "-w", "runs/digits/weights.npz", "--data", "new.csv", "-o", "p.csv"
     )
     assert code == 0
     assert (tmp_path / "p.csv").read_text().splitlines()[0] == "prediction"
     (tmp_path / "p.csv").write_text("keep me")
     code, _, err = run_cli(
-        capsys, "predict", "-w", "runs/digits/weights.npz", "-i", "new.csv", "-o", "p.csv"
+        capsys, "predict", "-w", "runs/digits/weights.npz", "--data", "new.csv", "-o", "p.csv"
     )
     assert code == 2
     assert_one_line_error(err, "p.csv", "--overwrite")
@@ -182,11 +182,11 @@ def test_predict_output_file_is_not_overwritten(digits_run, capsys, tmp_path):
 
 def test_predict_refuses_a_wrong_feature_count(digits_run, capsys, tmp_path):
     (tmp_path / "few.csv").write_text("1,2\n3,4\n")  # no header: by position, 2 of 64
-    code, _, err = run_cli(capsys, "predict", "-w", "runs/digits/weights.npz", "-i", "few.csv")
+    code, _, err = run_cli(capsys, "predict", "-w", "runs/digits/weights.npz", "--data", "few.csv")
     assert code == 2
     assert_one_line_error(err, "few.csv", "2 feature", "64")
     (tmp_path / "few.csv").write_text("a,b\n1,2\n")  # a header: by name
-    code, _, err = run_cli(capsys, "predict", "-w", "runs/digits/weights.npz", "-i", "few.csv")
+    code, _, err = run_cli(capsys, "predict", "-w", "runs/digits/weights.npz", "--data", "few.csv")
     assert code == 2
     assert_one_line_error(err, "few.csv", "no column 'pixel_0_0'", "64 of its 64")
 
@@ -262,7 +262,7 @@ def test_datasets_lists_the_builtins(capsys):
         (["eval", "--weights", "nope.npz"], ["nope.npz", "not found"]),
         (["eval", "--weights", CONFIGS / "digits.yaml"], ["not a readable weights file"]),
         (["gradcheck", "--eps", "0"], ["--eps"]),
-        (["predict", "--weights", "nope.npz", "--input", "x.csv"], ["nope.npz"]),
+        (["predict", "--weights", "nope.npz", "--data", "x.csv"], ["nope.npz"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_files(capsys, tmp_path, args, words):
@@ -298,13 +298,13 @@ def test_divergence_exits_3_and_keeps_finite_weights(capsys, tmp_path):
         assert all(np.isfinite(z[k]).all() for k in ("W0", "b0", "W1", "b1", "W2", "b2"))
 
 
-def test_init_from_weights(digits_run, capsys, tmp_path):
+def test_train_starts_from_weights(digits_run, capsys, tmp_path):
     code, out, err = run_cli(
         capsys,
         "train",
         CONFIGS / "digits.yaml",
         "--json",
-        "--init-from",
+        "--weights",
         "runs/digits/weights.npz",
         "--set",
         "training.epochs=1",
@@ -318,13 +318,13 @@ def test_init_from_weights(digits_run, capsys, tmp_path):
         capsys,
         "train",
         CONFIGS / "digits.yaml",
-        "--init-from",
+        "--weights",
         "runs/digits/weights.npz",
         "--set",
         "model.layers[0].units=32",
     )
     assert code == 2
-    assert_one_line_error(err, "--init-from", "same architecture")
+    assert_one_line_error(err, "--weights", "same architecture")
     assert not (tmp_path / "runs" / "digits-2").exists()
 
 
@@ -546,7 +546,7 @@ def test_predict_overwrite_writes_through_a_symlink_and_dash_is_stdout(capsys, t
         "predict",
         "-w",
         "runs/iris/weights.npz",
-        "-i",
+        "--data",
         iris,
         "-o",
         "link.csv",
@@ -555,7 +555,9 @@ def test_predict_overwrite_writes_through_a_symlink_and_dash_is_stdout(capsys, t
     assert code == 0
     assert (tmp_path / "link.csv").is_symlink()
     assert (tmp_path / "target.csv").read_text().splitlines()[0] == "prediction"
-    code, out, _ = run_cli(capsys, "predict", "-w", "runs/iris/weights.npz", "-i", iris, "-o", "-")
+    code, out, _ = run_cli(
+        capsys, "predict", "-w", "runs/iris/weights.npz", "--data", iris, "-o", "-"
+    )
     assert code == 0 and out.splitlines()[0] == "prediction" and len(out.splitlines()) == 151
 
 

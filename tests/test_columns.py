@@ -182,7 +182,7 @@ def test_eval_and_predict_apply_the_training_preprocessing(capsys, tmp_path):
         "predict",
         "-w",
         tmp_path / "r" / "weights.npz",
-        "-i",
+        "--data",
         tmp_path / "new.csv",
         "--proba",
     )

@@ -40,7 +40,9 @@ def onnx_outputs(model, path, frame) -> dict[str, np.ndarray]:
 def check(capsys, tmp_path, model_dir, frame) -> float:
     """The largest |ONNX - backprop| over the rows of ``frame``; labels must agree."""
     w = model_dir / "weights.npz"
-    code, _, err = run_cli(capsys, "export", w, "--out", tmp_path / "m.onnx", "--overwrite")
+    code, _, err = run_cli(
+        capsys, "export", "--weights", w, "--out", tmp_path / "m.onnx", "--overwrite"
+    )
     assert code == 0, err
     model = bp.load(w)
     got = onnx_outputs(model, tmp_path / "m.onnx", frame)
@@ -121,7 +123,7 @@ def test_safetensors_holds_the_weights_files_arrays(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", CONFIGS / "iris.yaml", "--out", tmp_path / "r", "-q")
     assert code == 0, err
     w = tmp_path / "r" / "weights.npz"
-    code, _, err = run_cli(capsys, "export", w, "--format", "safetensors")
+    code, _, err = run_cli(capsys, "export", "--weights", w, "--format", "safetensors")
     assert code == 0, err
     got = safetensors.load_file(str(w.with_suffix(".safetensors")))
     with np.load(w) as z:
@@ -134,8 +136,10 @@ def test_a_missing_extra_is_one_line(capsys, tmp_path, monkeypatch):
     code, _, err = run_cli(capsys, "train", CONFIGS / "xor.yaml", "--out", tmp_path / "r", "-q")
     assert code == 0, err
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
-    code, _, err = run_cli(capsys, "export", tmp_path / "r" / "weights.npz")
+    code, _, err = run_cli(capsys, "export", "--weights", tmp_path / "r" / "weights.npz")
     assert code == 2 and "pip install 'backprop-cli[onnx]'" in err and err.count("\n") == 1
     assert not (tmp_path / "r" / "weights.onnx").exists()
-    code, _, err = run_cli(capsys, "export", tmp_path / "r" / "weights.npz", "--format", "pt")
+    code, _, err = run_cli(
+        capsys, "export", "--weights", tmp_path / "r" / "weights.npz", "--format", "pt"
+    )
     assert code == 2 and "expected one of onnx, safetensors" in err

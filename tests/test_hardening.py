@@ -101,7 +101,9 @@ def test_predict_matches_columns_by_name_never_by_position(capsys, tmp_path):
 
     def predict(frame: pd.DataFrame, header: bool = True):
         frame.to_csv(tmp_path / "in.csv", index=False, header=header)
-        code, out, err = run_cli(capsys, "predict", "-w", w, "-i", tmp_path / "in.csv", "--proba")
+        code, out, err = run_cli(
+            capsys, "predict", "-w", w, "--data", tmp_path / "in.csv", "--proba"
+        )
         return code, out, err
 
     code, reference, err = predict(table[["income", "age"]])
@@ -167,7 +169,15 @@ def test_outputs_that_overflow_fail_eval_and_predict_with_exit_3(capsys, tmp_pat
         "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n5.1,3.5,1.4,0.2\n"
     )
     code, out, err = run_cli(
-        capsys, "predict", "-w", big, "-i", tmp_path / "in.csv", "--proba", "-o", tmp_path / "p.csv"
+        capsys,
+        "predict",
+        "-w",
+        big,
+        "--data",
+        tmp_path / "in.csv",
+        "--proba",
+        "-o",
+        tmp_path / "p.csv",
     )
     assert code == 3 and "not finite" in err and not (tmp_path / "p.csv").exists()
 

@@ -53,7 +53,7 @@ def test_regression_targets_train_standardized_and_report_in_their_units(capsys,
     np.testing.assert_allclose(spec["y_scale"], y.std(axis=0), rtol=1e-12)
 
     w = tmp_path / "r" / "weights.npz"
-    code, out, err = run_cli(capsys, "predict", "-w", w, "-i", tmp_path / "houses.csv")
+    code, out, err = run_cli(capsys, "predict", "-w", w, "--data", tmp_path / "houses.csv")
     assert code == 0, err
     pred = pd.read_csv(io.StringIO(out))[["price", "rent"]].to_numpy()
     code, out, err = run_cli(capsys, "eval", "-w", w, "--data", tmp_path / "houses.csv", "--json")
@@ -152,7 +152,7 @@ def test_json_records_train_and_predict(capsys, tmp_path, suffix):
     code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q")
     assert code == 0, err
     code, out, err = run_cli(
-        capsys, "predict", "-w", tmp_path / "r" / "weights.npz", "-i", tmp_path / f"h{suffix}",
+        capsys, "predict", "-w", tmp_path / "r" / "weights.npz", "--data", tmp_path / f"h{suffix}",
         "--keep", "town,rooms",
     )  # fmt: skip
     assert code == 0, err
@@ -160,7 +160,7 @@ def test_json_records_train_and_predict(capsys, tmp_path, suffix):
     assert list(pred.columns) == ["town", "rooms", "price", "rent"]
     assert pred["town"].tolist() == table["town"].tolist()  # the ids beside their predictions
     code, _, err = run_cli(
-        capsys, "predict", "-w", tmp_path / "r" / "weights.npz", "-i", tmp_path / f"h{suffix}",
+        capsys, "predict", "-w", tmp_path / "r" / "weights.npz", "--data", tmp_path / f"h{suffix}",
         "--keep", "id",
     )  # fmt: skip
     assert code == 2 and "no column 'id' to keep" in err

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     real_stdout, sys.stdout = sys.stdout, SafeStdout(sys.stdout)
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="backprop")
         if code == 130:  # typer turns a KeyboardInterrupt outside training into a return of 130
             _report(KeyboardInterrupt(), "interrupted")
         return int(code or 0)

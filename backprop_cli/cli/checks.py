@@ -10,11 +10,15 @@ import typer
 from .app import JsonOpt, SetOpt, app
 
 
-@app.command()
+@app.command(example="backprop gradcheck configs/iris.yaml --tol 1e-7")
 def gradcheck(
     config: Annotated[
         Path | None,
-        typer.Argument(help="Check this config's model and loss on a batch of its data."),
+        typer.Argument(
+            help="Check this config's model and loss on a batch of its data (default: every "
+            "activation with every loss on a small network).",
+            metavar="CONFIG",
+        ),
     ] = None,
     set_: SetOpt = None,
     eps: Annotated[float, typer.Option("--eps", help="Central-difference step.")] = 1e-6,
@@ -29,7 +33,6 @@ def gradcheck(
     """Compare backpropagation with central differences in float64; exit 1 over --tol."""
     from ..checks import check_all_combinations, check_config
     from ..errors import CheckFailed, ConfigError
-    from . import console
 
     if not eps > 0:
         raise ConfigError(f"--eps: must be > 0 (got {eps})")
@@ -47,33 +50,35 @@ def gradcheck(
     for r in results:
         r["status"] = "ok" if r["rel_error"] <= tol else "FAIL"
         failed += r["status"] == "FAIL"
-    if json_out:
-        for r in results:
-            console.json_line({"event": "check", **r})
-        console.json_line(
-            {"event": "summary", "checked": len(results), "failed": failed, "tol": tol, "eps": eps}
-        )
-    else:
-        keys = {"max rel error": "rel_error"}
-        table_rows = [
-            [r[keys.get(c, c)] if c != "shape" else "x".join(map(str, r["shape"])) for c in columns]
-            for r in results
-        ]
-        styles = [None if r["status"] == "ok" else "bold red" for r in results]
-        console.table(
-            f"gradient check (float64, eps {eps:g}, tol {tol:g})",
-            columns,
-            table_rows,
-            styles=styles,
-        )
-        print(f"{len(results) - failed} passed, {failed} failed")
+    summary = {"checked": len(results), "failed": failed, "tol": tol, "eps": eps}
+    _render_checks(results, columns, summary, json_out)
     if failed:
         raise CheckFailed(f"{failed} gradient check(s) over --tol {tol:g}")
 
 
-@app.command()
+def _render_checks(results: list[dict], columns: list[str], summary: dict, json_out: bool) -> None:
+    """The checks as JSON Lines (the summary last), or as a table and the counts."""
+    from . import console
+
+    if json_out:
+        for r in results:
+            console.json_line({"event": "check", **r})
+        console.json_line({"event": "summary", **summary})
+        return
+    keys = {"max rel error": "rel_error"}
+    table_rows = [
+        [r[keys.get(c, c)] if c != "shape" else "x".join(map(str, r["shape"])) for c in columns]
+        for r in results
+    ]
+    styles = [None if r["status"] == "ok" else "bold red" for r in results]
+    title = f"gradient check (float64, eps {summary['eps']:g}, tol {summary['tol']:g})"
+    console.table(title, columns, table_rows, styles=styles)
+    print(f"{summary['checked'] - summary['failed']} passed, {summary['failed']} failed")
+
+
+@app.command(example="backprop validate configs/penguins.yaml")
 def validate(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
     set_: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -101,7 +106,8 @@ def validate(
             }
         )
         return
-    print(yaml.safe_dump(cfg.resolved(), sort_keys=False), end="")
+    # No folding at 80 columns: a long path or column name stays on its line.
+    print(yaml.safe_dump(cfg.resolved(), sort_keys=False, width=console.UNBOUNDED), end="")
     _input_table(inputs)
     columns = ["layer", "activation", "shape", "parameters", "init", "dropout", "residual"]
     console.table(
@@ -120,7 +126,7 @@ def validate(
     print(f"{config}: ok: {net.params.size} parameters; rows: {rows}")
 
 
-@app.command()
+@app.command(example="backprop datasets --json")
 def datasets(json_out: JsonOpt = False) -> None:
     """List the built-in datasets with their shapes."""
     from ..data import describe_builtins

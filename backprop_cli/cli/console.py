@@ -3,6 +3,9 @@
 The output mode follows where stdout goes: ``live`` on a terminal, ``plain`` (one line per
 event, no redraws) when stdout is a file, pipe or CI log, ``json`` for --json (JSON Lines
 alone on stdout), ``quiet`` for --quiet (nothing but errors, which go to stderr).
+
+Tables and text go through ``stdout_console``: on a terminal they fit its width; anywhere
+else they are as wide as they need to be, never cut, folded or wrapped at 80 columns.
 """
 
 from __future__ import annotations
@@ -42,12 +45,27 @@ LEFT_COLUMNS = (
 )
 
 
+UNBOUNDED = 100_000  # columns of a console that is not a terminal: wider than any table
+
+
+def stdout_console() -> Console:
+    """The Rich console of stdout: on a terminal, its width (tables fit, text wraps between
+    words); in a file, a pipe or a CI log, unbounded: every column, whole names, no line
+    broken (a reader cannot widen a file). Whether stdout is a terminal is asked of stdout
+    itself: FORCE_COLOR asks for colour in a CI log, not for its lines to be cut at 80."""
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    return Console(highlight=False, width=None if terminal else UNBOUNDED)
+
+
 def choose_mode(json_out: bool, quiet: bool, console: Console | None = None) -> str:
     if json_out:
         return "json"
     if quiet:
         return "quiet"
-    console = console or Console()
+    console = console or stdout_console()
     return "live" if console.is_terminal else "plain"
 
 
@@ -115,7 +133,7 @@ def print_error(message: str) -> None:
 
 
 def key_values(title: str, items: list[tuple[str, Any]], console: Console | None = None) -> None:
-    console = console or Console(highlight=False)
+    console = console or stdout_console()
     console.print(Text(safe(title), style="bold"), soft_wrap=True)
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
@@ -132,7 +150,7 @@ def table(
     console: Console | None = None,
     styles: list[str | None] | None = None,
 ) -> None:
-    console = console or Console(highlight=False)
+    console = console or stdout_console()
     t = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
     for c in columns:
         t.add_column(c, justify="left" if c in LEFT_COLUMNS else "right")
@@ -142,7 +160,7 @@ def table(
 
 
 def confusion(classes: list, cm, console: Console | None = None) -> None:
-    console = console or Console(highlight=False)
+    console = console or stdout_console()
     console.print("[bold]confusion matrix[/] (rows: true, columns: predicted)")
     t = Table(header_style="bold")
     t.add_column("")

@@ -8,20 +8,25 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, app
+from .app import JsonOpt, OldName, WeightsOpt, app, renamed
 
-WeightsOpt = Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")]
 DataOpt = Annotated[
     str | None,
     typer.Option(
-        "--data", help="Evaluate on all rows of this file (it needs the training target column)."
+        "--data",
+        help="Evaluate on all rows of this file (it needs the training target column).",
+        metavar="FILE",
     ),
 ]
 DatasetOpt = Annotated[
-    str | None, typer.Option("--dataset", help="Evaluate on a built-in dataset's split.")
+    str | None,
+    typer.Option("--dataset", help="Evaluate on a built-in dataset's split.", metavar="NAME"),
 ]
 SplitOpt = Annotated[
-    str, typer.Option("--split", help="Which held-out split to rebuild: test, val or train.")
+    str,
+    typer.Option(
+        "--split", help="Which held-out split to rebuild: test, val or train.", metavar="SPLIT"
+    ),
 ]
 
 
@@ -29,7 +34,7 @@ def _gate(option: str, what: str):
     return Annotated[float | None, typer.Option(option, help=f"Exit 1 if {what}.")]
 
 
-@app.command("eval")
+@app.command("eval", example="backprop eval --weights runs/iris/weights.npz --min-accuracy 0.9")
 def eval_(
     weights: WeightsOpt,
     data: DataOpt = None,
@@ -113,22 +118,30 @@ def _render(result: dict) -> None:
         )
 
 
-@app.command()
+@app.command(
+    example="backprop predict --weights runs/iris/weights.npz --data new.csv --out preds.csv"
+)
 def predict(
-    weights: Annotated[Path, typer.Option("--weights", "-w", help="weights.npz of a run.")],
-    input_: Annotated[
-        str,
-        typer.Option("--input", "-i", help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict."),
-    ],
-    output: Annotated[
+    weights: WeightsOpt,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="CSV/TSV/Parquet/JSON/NPZ file of rows to predict (required).",
+            metavar="FILE",
+        ),
+    ] = None,
+    out: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="CSV file to write (default, or -: stdout)."),
+        typer.Option(
+            "--out", "-o", help="CSV file to write (default, or -: stdout).", metavar="FILE"
+        ),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Add one probability column per class.")
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace --output if it exists.")
+        bool, typer.Option("--overwrite", help="Replace --out if it exists.")
     ] = False,
     keep: Annotated[
         str | None,
@@ -138,24 +151,28 @@ def predict(
             metavar="COLS",
         ),
     ] = None,
+    old_input: Annotated[str | None, OldName("--input", "-i")] = None,
+    old_output: Annotated[Path | None, OldName("--output")] = None,
 ) -> None:
     """Predict new rows with the stored preprocessing; CSV out with the original labels."""
     from ..inference import load_model, predict_rows
     from ..store.files import refuse_existing, write_output
     from . import console
 
-    if output is not None and str(output) == "-":
-        output = None
-    if output is not None:
-        refuse_existing(output, overwrite, "--output")
+    data = renamed("--input", old_input, "--data", data, required=True)
+    out = renamed("--output", old_output, "--out", out)
+    if out is not None and str(out) == "-":
+        out = None
+    if out is not None:
+        refuse_existing(out, overwrite, "--out")
     model = load_model(weights)
     kept = [c.strip() for c in keep.split(",") if c.strip()] if keep is not None else []
-    frame, warnings = predict_rows(model, input_, proba=proba, keep=kept)
+    frame, warnings = predict_rows(model, data, proba=proba, keep=kept)
     for w in warnings:
         print(f"warning: {console.safe(w)}", file=sys.stderr)
     text = frame.to_csv(index=False, lineterminator="\n", float_format="%.8g")
-    if output is None:
+    if out is None:
         sys.stdout.write(text)
         return
-    write_output(output, text)
-    print(f"wrote {len(frame)} predictions to {output}", file=sys.stderr)
+    write_output(out, text)
+    print(f"wrote {len(frame)} predictions to {out}", file=sys.stderr)

@@ -9,24 +9,36 @@ from typing import Annotated
 
 import typer
 
-from .app import app
+from .app import app, renamed
 
 
-@app.command()
+@app.command(
+    example="backprop export --weights runs/iris/weights.npz --format onnx --out iris.onnx"
+)
 def export(
-    weights: Annotated[Path, typer.Argument(help="weights.npz of a run.", metavar="WEIGHTS")],
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", "-w", help="weights.npz of a run (required).", metavar="FILE"),
+    ] = None,
     format_: Annotated[
-        str, typer.Option("--format", "-f", help="onnx (the whole model) or safetensors.")
+        str,
+        typer.Option(
+            "--format", "-f", help="onnx (the whole model) or safetensors.", metavar="FORMAT"
+        ),
     ] = "onnx",
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="File to write (default: WEIGHTS with .onnx/.safetensors)."
+            "--out",
+            "-o",
+            help="File to write (default: the weights file with .onnx/.safetensors).",
+            metavar="FILE",
         ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace --out if it exists.")
     ] = False,
+    old_weights: Annotated[Path | None, typer.Argument(hidden=True, metavar="WEIGHTS")] = None,
 ) -> None:
     """Export a trained model: ONNX from raw columns to labels, or safetensors for PyTorch."""
     from ..errors import ConfigError
@@ -35,6 +47,9 @@ def export(
     from ..inference import load_model
     from ..store.files import refuse_existing
 
+    weights = renamed("export WEIGHTS", old_weights, "export --weights WEIGHTS", weights)
+    if weights is None:
+        raise ConfigError("Missing option '--weights'.")
     if format_ not in FORMATS:
         raise ConfigError(f"--format: {format_!r}; expected one of {', '.join(FORMATS)}")
     out = out or weights.with_suffix(f".{format_}")

@@ -11,7 +11,7 @@ import typer
 from .app import app
 
 
-@app.command()
+@app.command(example="backprop report runs/vanishing-sigmoid runs/vanishing-fixed --out pair.html")
 def report(
     run_dirs: Annotated[
         list[Path],
@@ -23,6 +23,7 @@ def report(
             "--out",
             "-o",
             help="HTML file (default: RUN_DIR/report.html for one run, report.html for several).",
+            metavar="FILE",
         ),
     ] = None,
     overwrite: Annotated[

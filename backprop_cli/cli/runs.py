@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonDocOpt, app
+from .app import JsonOpt, app
 
 
-@app.command("runs")
+@app.command("runs", example="backprop runs runs/sweeps/iris --sort val_loss")
 def runs_(
     directory: Annotated[
-        Path, typer.Argument(help="Directory holding run directories.", metavar="[DIR]")
+        Path, typer.Argument(help="Directory holding run directories.", metavar="DIR")
     ] = Path("runs"),
     sort: Annotated[
         str | None,
@@ -24,7 +24,7 @@ def runs_(
             metavar="COLUMN",
         ),
     ] = None,
-    json_out: JsonDocOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """A table of the runs under DIR (default runs/) from their summary.json files."""
     from ..catalog import collect_runs, sort_rows

@@ -1,4 +1,5 @@
-"""The runs table of ``backprop runs``: one row per run, never cut (names fold)."""
+"""The runs table of ``backprop runs``: one row per run, never cut (on a terminal, long names
+fold; elsewhere the table is as wide as its longest name)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def _run_cells(r: dict) -> dict[str, str]:
 
 def render_runs(rows: list[dict], title: str) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from .console import stdout_console
 
     has_acc = any(r["val_accuracy"] is not None for r in rows)
     has_r2 = any(r["val_r2"] is not None for r in rows)
@@ -63,4 +65,4 @@ def render_runs(rows: list[dict], title: str) -> None:
         )
     for row in cells:
         t.add_row(*(Text(v) for v in row.values()))
-    Console(highlight=False).print(t)
+    stdout_console().print(t)

@@ -14,10 +14,11 @@ from .app import app
 COMPLETE_VAR = "_BACKPROP_COMPLETE"
 
 
-@app.command()
+@app.command(example="backprop schema --out backprop.schema.json")
 def schema(
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the schema to this file.")
+        Path | None,
+        typer.Option("--out", "-o", help="Write the schema to this file.", metavar="FILE"),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace --out if it exists.")

@@ -25,7 +25,10 @@ SweepArg = Annotated[
 OutOpt = Annotated[
     str | None,
     typer.Option(
-        "--out", "-o", help="Sweep directory (default: output.dir, else runs/sweeps/NAME)."
+        "--out",
+        "-o",
+        help="Sweep directory (default: output.dir, else runs/sweeps/NAME).",
+        metavar="DIR",
     ),
 ]
 WorkersOpt = Annotated[
@@ -55,7 +58,7 @@ ResumeOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(example="backprop sweep configs/sweeps/iris.yaml --workers 2")
 def sweep(
     sweep_file: SweepArg,
     out: OutOpt = None,

@@ -40,12 +40,13 @@ def _vector_table(rows: list[tuple[str, object]], width: int, shown: int | None 
     """A table of named row vectors (each an array of ``width`` values), the first columns;
     as many as fit the terminal, at most SHOWN."""
     from rich import box
-    from rich.console import Console
     from rich.measure import Measurement
     from rich.table import Table
 
+    from .console import stdout_console
+
     if shown is None:
-        con = Console()
+        con = stdout_console()
         for k in range(min(width, SHOWN), 0, -1):
             t = _vector_table(rows, width, k)
             wide = con.options.update_width(10_000)  # measure unclamped
@@ -85,9 +86,9 @@ def _per_row(name: str, M, n: int) -> list[tuple[str, object]]:
 def render_trace(t: dict) -> None:
     """Print the trace: what was traced, the input, the forward pass, the backward pass
     (BP1-BP4) and the optimizer's update, each quantity as a table of its rows."""
-    from rich.console import Console
+    from .console import stdout_console
 
-    out = Console(highlight=False).print
+    out = stdout_console().print
     _header(out, t)
     _input(out, t)
     _forward(out, t)
@@ -112,7 +113,7 @@ def _header(out, t: dict) -> None:
     )
     sizes = "-".join(str(s) for s in t["sizes"])
     acts = ", ".join(lay["activation"] + (" residual" if lay["residual"] else "") for lay in layers)
-    out(f"network {sizes} ({acts}), loss {t['loss']}", soft_wrap=True)
+    out(f"network {sizes} ({acts}), loss {t['loss']}")
     out(
         "layers are counted from 0 (docs/backpropagation.md); a^(-1) = x, the input rows; "
         "W^l is (fan_in, fan_out), the column-vector convention's matrix transposed, so "
@@ -171,8 +172,7 @@ def _forward(out, t: dict) -> None:
         a_def = f"{act}(z^{l})" + (f" + {prev}  (residual)" if lay["residual"] else "")
         out(
             f"\n[bold]layer {l}[/]: W^{l} ({_shape(lay['W'])}), b^{l} ({_shape(lay['b'])});  "
-            f"z^{l} = {prev} W^{l} + b^{l} ({_shape(lay['z'])});  a^{l} = {a_def} ({_shape(lay['a'])})",
-            soft_wrap=True,
+            f"z^{l} = {prev} W^{l} + b^{l} ({_shape(lay['z'])});  a^{l} = {a_def} ({_shape(lay['a'])})"
         )
         out(f"W^{l}", style="dim")
         out(_matrix_table(lay["W"]))
@@ -201,8 +201,7 @@ def _backward(out, t: dict) -> None:
         count = "n" if t["loss"] == "cross_entropy" else "n k"
         out(
             f"\n[bold]BP1[/] delta^{L} = (a^{L} - y) / {count}: {last['activation']} + {t['loss']} "
-            f"are fused (dC/da^{L} * sigma'(z^{L}) simplifies to this, exactly)",
-            soft_wrap=True,
+            f"are fused (dC/da^{L} * sigma'(z^{L}) simplifies to this, exactly)"
         )
         out(_vector_table(_per_row(f"delta^{L}", last["delta"], n), width))
     else:
@@ -211,7 +210,7 @@ def _backward(out, t: dict) -> None:
             if last["sigma_prime"] is not None
             else "softmax's Jacobian (a vector-Jacobian product)"
         )
-        out(f"\n[bold]BP1[/] delta^{L} = dC/da^{L} * {how}", soft_wrap=True)
+        out(f"\n[bold]BP1[/] delta^{L} = dC/da^{L} * {how}")
         rows = _per_row(f"dC/da^{L}", last["grad_a"], n)
         if last["sigma_prime"] is not None:
             rows += _per_row(f"sigma'(z^{L})", last["sigma_prime"], n)
@@ -227,8 +226,7 @@ def _backward(out, t: dict) -> None:
             else "softmax's Jacobian (a vector-Jacobian product)"
         )
         out(
-            f"\n[bold]BP2[/] delta^{l} = (delta^{l + 1} W^{l + 1}^T{skip}) * {how}  ({_shape(lay['delta'])})",
-            soft_wrap=True,
+            f"\n[bold]BP2[/] delta^{l} = (delta^{l + 1} W^{l + 1}^T{skip}) * {how}  ({_shape(lay['delta'])})"
         )
         rows = _per_row(f"delta^{l + 1} W^{l + 1}^T", lay["back"], n)
         if nxt["residual"]:
@@ -243,8 +241,7 @@ def _backward(out, t: dict) -> None:
         prev = f"a^{l - 1}" if l else "a^(-1)"
         out(
             f"\n[bold]BP3[/] dC/dW^{l} = {prev}^T delta^{l} ({_shape(lay['dW'])});  "
-            f"[bold]BP4[/] dC/db^{l} = sum over rows of delta^{l} ({_shape(lay['db'])})",
-            soft_wrap=True,
+            f"[bold]BP4[/] dC/db^{l} = sum over rows of delta^{l} ({_shape(lay['db'])})"
         )
         out(_matrix_table(lay["dW"]))
         out(_vector_table([(f"dC/db^{l}", lay["db"])], lay["db"].shape[0]))
@@ -256,8 +253,7 @@ def _update(out, t: dict) -> None:
     hyper = ", ".join(f"{k} {v}" for k, v in opt["hyper"].items())
     out(
         f"\n[bold underline]update[/]: {opt['name']} (lr {opt['lr']:g}, {hyper}), the first step of a "
-        "fresh optimizer at the first epoch's lr; ΔW^l = W^l after - W^l before",
-        soft_wrap=True,
+        "fresh optimizer at the first epoch's lr; ΔW^l = W^l after - W^l before"
     )
     clip = opt.get("clip")
     if clip and "clip_grad_norm" in clip:

@@ -8,20 +8,32 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, QuietOpt, SetOpt, app
+from .app import JsonOpt, OldName, QuietOpt, SetOpt, app, renamed
 
 
-@app.command()
+@app.command(example="backprop train configs/digits.yaml --set training.epochs=5 --out runs/short")
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
     set_: SetOpt = None,
     out: Annotated[
         str | None,
-        typer.Option("--out", "-o", help="Run directory (default: output.dir, else runs/NAME)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run directory (default: output.dir, else runs/NAME).",
+            metavar="DIR",
+        ),
     ] = None,
-    init_from: Annotated[
-        str | None, typer.Option("--init-from", help="Start from this weights file's parameters.")
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            help="Start from this weights file's parameters (same architecture) instead of model.init.",
+            metavar="FILE",
+        ),
     ] = None,
+    old_init_from: Annotated[str | None, OldName("--init-from")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out DIR from its checkpoint.")
     ] = False,
@@ -37,29 +49,35 @@ def train(
     """Train a network; stream each epoch; write the run directory."""
     from . import console
 
+    weights = renamed("--init-from", old_init_from, "--weights", weights)
     mode = console.choose_mode(json_out, quiet)
     # On a terminal, a spinner says what happens until the first batch (the libraries and
     # the data take a moment to load, the kernels longer to compile the first time); then
     # the training view takes over with the batch bar.
     with console.status(mode, "reading the config") as say:
         from ..config import load_config
-        from ..errors import ConfigError
         from ..training import Run
 
         cfg = load_config(config, set_)
-        if out is not None and not out.strip():
-            raise ConfigError(f"--out: expected a directory path (got {out!r})")
-        if quiet and json_out:
-            raise ConfigError("--quiet and --json: give one or the other")
-        if report:
-            from ..report import require
-
-            require()  # before training, not after it
-        run = Run(cfg, str(config), out=out, init_from=init_from, resume=resume, on_stage=say)
+        _check_options(out, quiet, json_out, report)
+        run = Run(cfg, str(config), out=out, init_from=weights, resume=resume, on_stage=say)
     try:
         _train(run, config, set_, mode, report)
     finally:
         run.close()
+
+
+def _check_options(out: str | None, quiet: bool, json_out: bool, report: bool) -> None:
+    from ..errors import ConfigError
+
+    if out is not None and not out.strip():
+        raise ConfigError(f"--out: expected a directory path (got {out!r})")
+    if quiet and json_out:
+        raise ConfigError("--quiet and --json: give one or the other")
+    if report:
+        from ..report import require
+
+        require()  # before training, not after it
 
 
 def _train(run, config: Path, set_: list[str] | None, mode: str, report: bool = False) -> None:

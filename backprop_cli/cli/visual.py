@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonDocOpt, SetOpt, app
+from .app import JsonOpt, SetOpt, app
 
 
-@app.command()
+@app.command(example="backprop trace configs/xor.yaml --rows 2")
 def trace(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
     set_: SetOpt = None,
     sample: Annotated[
         int, typer.Option("--sample", help="The first training row traced (0-based).")
@@ -22,10 +22,13 @@ def trace(
     weights: Annotated[
         Path | None,
         typer.Option(
-            "--weights", "-w", help="Use this weights file's parameters (same architecture)."
+            "--weights",
+            "-w",
+            help="Use this weights file's parameters (same architecture).",
+            metavar="FILE",
         ),
     ] = None,
-    json_out: JsonDocOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """One forward and one backward pass, step by step: z, a, C, BP1-BP4, the optimizer's update."""
     from ..trace import trace_config
@@ -40,7 +43,7 @@ def trace(
     render_trace(t)
 
 
-@app.command()
+@app.command(example="backprop plot runs/iris runs/iris-2 --out both.png")
 def plot(
     run_dirs: Annotated[
         list[Path],
@@ -51,6 +54,7 @@ def plot(
         typer.Option(
             "--out",
             "-o",
+            metavar="FILE",
             help="PNG file (default: RUN_DIR/plot.png for one run, plot.png for several; "
             "boundary.png with --boundary).",
         ),

@@ -2,7 +2,7 @@
 entry holding JSON, described by ``WeightsSpec``.
 
 Loading checks the spec first (a pydantic model: every field that eval, predict and
---init-from use), then every array's shape and dtype from its .npy header against the spec,
+train --weights use), then every array's shape and dtype from its .npy header against the spec,
 and only then reads any array data. Every problem is one WeightsError line.
 """
 

@@ -138,7 +138,7 @@ class Run:
     ):
         say = on_stage or (lambda _stage: None)
         if resume and init_from:
-            raise ConfigError("--resume and --init-from: give one or the other")
+            raise ConfigError("--resume and --weights: give one or the other")
         self.cfg, self.source, self.init_from, self.in_place = cfg, source, init_from, in_place
         self._lock: DirLock | None = None
         # A resumed run continues in the configured directory itself, never DIR-2.
@@ -184,7 +184,7 @@ class Run:
             file_arch = weights.describe_architecture(spec.sizes, spec.activations, spec.residual)
             own = weights.describe_architecture(net.sizes, net.activation_names, net.residual)
             raise WeightsError(
-                f"{path}: --init-from needs the same architecture: the file has {file_arch}, "
+                f"{path}: --weights needs the same architecture: the file has {file_arch}, "
                 f"the config {own}"
             )
         weights.load_parameters(net, arrays)
