@@ -419,3 +419,15 @@ def test_eval_into_head_exits_0_without_a_message(tmp_path, iris_weights):
     evaluate.stderr.close()
     assert evaluate.wait() == 0 and err == ""
     assert head.stdout.startswith("dataset iris (test split")
+
+
+def test_force_color_in_a_log_still_gets_plain_lines(capsys, monkeypatch):
+    """FORCE_COLOR makes Rich treat a pipe as a terminal; the output mode asks stdout itself,
+    so a CI log gets one line per epoch, not a live display redrawn into the log."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    code, out, _ = run_cli(
+        capsys, "train", str(CONFIGS / "xor.yaml"), "--out", "x", "--set", "training.epochs=3"
+    )
+    assert code == 0
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"]

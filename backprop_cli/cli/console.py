@@ -53,20 +53,25 @@ def stdout_console() -> Console:
     words); in a file, a pipe or a CI log, unbounded: every column, whole names, no line
     broken (a reader cannot widen a file). Whether stdout is a terminal is asked of stdout
     itself: FORCE_COLOR asks for colour in a CI log, not for its lines to be cut at 80."""
+    return Console(highlight=False, width=None if stdout_is_terminal() else UNBOUNDED)
+
+
+def stdout_is_terminal() -> bool:
     try:
-        terminal = sys.stdout.isatty()
+        return sys.stdout.isatty()
     except (AttributeError, ValueError, OSError):
-        terminal = False
-    return Console(highlight=False, width=None if terminal else UNBOUNDED)
+        return False
 
 
 def choose_mode(json_out: bool, quiet: bool, console: Console | None = None) -> str:
+    """json, quiet, else live on a terminal and plain lines elsewhere: a CI log with
+    FORCE_COLOR set gets plain lines (a live display there would be a redraw per frame)."""
     if json_out:
         return "json"
     if quiet:
         return "quiet"
-    console = console or stdout_console()
-    return "live" if console.is_terminal else "plain"
+    terminal = console.is_terminal if console is not None else stdout_is_terminal()
+    return "live" if terminal else "plain"
 
 
 @contextmanager
