@@ -3,8 +3,7 @@ call the library and render what it returns; errors become exit codes once, in `
 
     train.py     train                  evaluate.py  eval, predict     export.py  export
     checks.py    gradcheck, validate, datasets
-    visual.py    trace, plot            report.py    report
-    runs.py      runs                   schema.py    schema
+    visual.py    trace, plot, report    runs.py      runs          schema.py  schema
     sweep.py     sweep
 
 Rendering lives beside them and knows nothing of the math: ``console`` (output modes,
@@ -25,7 +24,7 @@ from .app import app, state
 
 # Each module registers its commands on ``app``, in the order --help lists them.
 # isort: off
-from . import train, evaluate, export, checks, visual, report, runs, schema, sweep  # noqa: E402, F401
+from . import train, evaluate, export, checks, visual, runs, schema, sweep  # noqa: E402, F401
 # isort: on
 
 __all__ = ["app", "main", "run"]
