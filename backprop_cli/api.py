@@ -40,12 +40,15 @@ IN_MEMORY = "(in memory)"  # data.path of a config trained on data given in memo
 __all__ = ["IN_MEMORY", "Trained", "config_of", "load", "train", "train_run"]
 
 
-def config_of(config: Config | Mapping[str, Any] | str | Path, in_memory: bool = False) -> Config:
-    """A validated Config from a Config, a mapping of config keys, or a YAML file's path;
-    ``in_memory``: the data comes from arrays, so the data section needs no source."""
+def config_of(
+    config: Config | Mapping[str, Any] | str | Path | list[str | Path], in_memory: bool = False
+) -> Config:
+    """A validated Config from a Config, a mapping of config keys, a YAML file's path, or a
+    list of paths (composed as ``backprop train a.yaml b.yaml`` composes them); ``in_memory``:
+    the data comes from arrays, so the data section needs no source."""
     if isinstance(config, Config):
         return config
-    if isinstance(config, str | Path):
+    if isinstance(config, str | Path | list | tuple):
         return load_config(config)
     data = {**config}
     section = dict(data.get("data") or {})

@@ -76,24 +76,25 @@ def _row(hidden: str, output: str, loss: str, checks) -> dict:
         "output": output,
         "loss": loss,
         "rel_error": worst.rel_error,
+        "max_abs_error": max(c.max_abs_error for c in checks),
         "worst_tensor": worst.name,
         "kinks": sum(c.kinks for c in checks),
     }
 
 
 def check_config(
-    path: str | Path,
+    path: str | Path | list[str | Path],
     overrides: list[str],
     eps: float = 1e-6,
     rows: int = 8,
     max_entries: int = 2000,
 ) -> list[dict]:
     """The config's model and loss, in float64, on ``rows`` training rows of its data."""
-    from .config import load_config
+    from .config import config_source, load_config
     from .training import setup
 
     cfg = load_config(path, [*overrides, "model.dtype=float64"])
-    s = setup(cfg, str(path))
+    s = setup(cfg, config_source(path))
     X, y = s.prep.X["train"][:rows], s.prep.y["train"][:rows]
     checks = gradcheck(
         s.net,
@@ -111,6 +112,7 @@ def check_config(
             "checked": c.checked,
             "rel_error": c.rel_error,
             "max_abs_error": c.max_abs_error,
+            "noise": c.noise,
             "kinks": c.kinks,
         }
         for c in checks

@@ -163,7 +163,7 @@ def trace_update(
 
 
 def trace_config(
-    config: str | Path,
+    config: str | Path | list[str | Path],
     overrides: list[str] | None = None,
     sample: int = 0,
     rows: int = 1,
@@ -174,7 +174,7 @@ def trace_config(
     With ``weights`` the parameters come from that weights file (the architecture must
     match the config's); otherwise they are the config's initial weights (its seed).
     """
-    from .config import load_config
+    from .config import config_source, load_config
     from .training import build_optimizer, build_schedule, setup
 
     if rows < 1:
@@ -182,7 +182,7 @@ def trace_config(
     if sample < 0:
         raise ConfigError(f"--sample: must be >= 0 (got {sample})")
     cfg = load_config(config, overrides)
-    s = setup(cfg, str(config))
+    s = setup(cfg, config_source(config))
     net, prep = s.net, s.prep
     n_train = len(prep.X["train"])
     if sample + rows > n_train:

@@ -189,3 +189,41 @@ def test_init_is_reproducible_from_the_seed():
     a.init("he", np.random.default_rng(7))
     b.init("he", np.random.default_rng(7))
     assert np.array_equal(a.params, b.params)
+
+
+def test_gradcheck_a_gradient_of_exactly_zero_passes():
+    """On a symmetric batch the output bias's gradient is exactly 0; the central difference
+    measures it as rounding noise (~1e-10), which is not an error."""
+    net = Network([2, 3, 1], ["tanh", "sigmoid"], dtype=np.float64)
+    net.init("xavier", np.random.default_rng(0))
+    net.W[1][:] = 0.0  # a^L = sigmoid(b) on every row: dC/db = mean(a - y) = 0 for y = 0, 1
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    checks = gradcheck(net, X, y, get_loss("binary_cross_entropy"))
+    b1 = checks[3]
+    assert b1.name == "b1" and b1.max_abs_error <= b1.noise
+    assert all(c.rel_error == 0.0 or c.rel_error < 1e-7 for c in checks)
+
+
+def test_gradcheck_sees_an_error_just_above_the_rounding_noise(monkeypatch):
+    """The noise floor is subtracted, not a tolerance: an entry wrong by ten times the noise
+    shows as at least eight times the noise, relative to the tensor's scale."""
+    rng = np.random.default_rng(1)
+    net = Network([2, 4, 1], ["sigmoid", "identity"], dtype=np.float64)
+    net.init("xavier", rng)
+    X, y = rng.normal(size=(6, 2)), rng.normal(size=(6, 1))
+    honest = gradcheck(net, X, y, get_loss("mse"))
+    net.loss_and_grad(X, y, get_loss("mse"))
+    scale = float(np.abs(net.gW[0]).max())
+    real = Network.loss_and_grad
+
+    def off(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        self.gW[0][0, 0] += 10 * honest[0].noise
+        return out
+
+    monkeypatch.setattr(Network, "loss_and_grad", off)
+    broken = gradcheck(net, X, y, get_loss("mse"))
+    assert honest[0].rel_error * scale < honest[0].noise
+    assert broken[0].rel_error * scale > 8 * honest[0].noise
+    assert not broken[0].passed(1e-9) and honest[0].passed(1e-9)

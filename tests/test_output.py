@@ -249,14 +249,14 @@ def test_usage_lines_name_the_arguments(capsys):
         code, out, _ = run_cli(capsys, name, "--help")
         usages[name] = out.splitlines()[0].removeprefix(f"Usage: backprop {name} ")
     assert usages == {
-        "train": "[OPTIONS] CONFIG",
+        "train": "[OPTIONS] CONFIG...",
         "eval": "[OPTIONS]",
         "predict": "[OPTIONS]",
         "export": "[OPTIONS]",
-        "gradcheck": "[OPTIONS] [CONFIG]",
-        "validate": "[OPTIONS] CONFIG",
+        "gradcheck": "[OPTIONS] [CONFIG...]",
+        "validate": "[OPTIONS] CONFIG...",
         "datasets": "[OPTIONS]",
-        "trace": "[OPTIONS] CONFIG",
+        "trace": "[OPTIONS] CONFIG...",
         "plot": "[OPTIONS] RUN_DIR...",
         "report": "[OPTIONS] RUN_DIR...",
         "runs": "[OPTIONS] [DIR]",

@@ -90,6 +90,14 @@ app = _App(
 
 state = {"debug": False}
 
+Configs = Annotated[
+    list[Path],
+    typer.Argument(
+        help="YAML config file; several are composed, later files winning (mappings merge, "
+        "lists replace).",
+        metavar="CONFIG",
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(

@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, SetOpt, app
+from .app import Configs, JsonOpt, SetOpt, app
 
 
 @app.command(example="backprop gradcheck configs/iris.yaml --tol 1e-7")
 def gradcheck(
     config: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Argument(
             help="Check this config's model and loss on a batch of its data (default: every "
-            "activation with every loss on a small network).",
+            "activation with every loss on a small network); several files are composed.",
             metavar="CONFIG",
         ),
     ] = None,
@@ -40,12 +40,20 @@ def gradcheck(
         raise ConfigError(f"--tol: must be > 0 (got {tol})")
     if rows < 1 or max_entries < 1:
         raise ConfigError("--rows and --max-entries: must be >= 1")
-    if config is None:
+    if not config:
         results = check_all_combinations(eps=eps)
         columns = ["hidden", "output", "loss", "max rel error", "kinks", "status"]
     else:
         results = check_config(config, set_ or [], eps=eps, rows=rows, max_entries=max_entries)
-        columns = ["tensor", "shape", "checked", "max rel error", "kinks", "status"]
+        columns = [
+            "tensor",
+            "shape",
+            "checked",
+            "max abs error",
+            "max rel error",
+            "kinks",
+            "status",
+        ]
     failed = 0
     for r in results:
         r["status"] = "ok" if r["rel_error"] <= tol else "FAIL"
@@ -54,6 +62,14 @@ def gradcheck(
     _render_checks(results, columns, summary, json_out)
     if failed:
         raise CheckFailed(f"{failed} gradient check(s) over --tol {tol:g}")
+
+
+def _cell(r: dict, column: str, keys: dict):
+    if column == "shape":
+        return "x".join(map(str, r["shape"]))
+    if column == "max rel error" and r["rel_error"] == 0 and r.get("max_abs_error", 0) > 0:
+        return "< noise"  # every difference within the central difference's rounding
+    return r[keys.get(column, column)]
 
 
 def _render_checks(results: list[dict], columns: list[str], summary: dict, json_out: bool) -> None:
@@ -65,11 +81,8 @@ def _render_checks(results: list[dict], columns: list[str], summary: dict, json_
             console.json_line({"event": "check", **r})
         console.json_line({"event": "summary", **summary})
         return
-    keys = {"max rel error": "rel_error"}
-    table_rows = [
-        [r[keys.get(c, c)] if c != "shape" else "x".join(map(str, r["shape"])) for c in columns]
-        for r in results
-    ]
+    keys = {"max rel error": "rel_error", "max abs error": "max_abs_error"}
+    table_rows = [[_cell(r, c, keys) for c in columns] for r in results]
     styles = [None if r["status"] == "ok" else "bold red" for r in results]
     title = f"gradient check (float64, eps {summary['eps']:g}, tol {summary['tol']:g})"
     console.table(title, columns, table_rows, styles=styles)
@@ -78,20 +91,20 @@ def _render_checks(results: list[dict], columns: list[str], summary: dict, json_
 
 @app.command(example="backprop validate configs/penguins.yaml")
 def validate(
-    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
+    config: Configs,
     set_: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a config against its data; print the resolved config, layer shapes, parameter count."""
     import yaml
 
-    from ..config import load_config
+    from ..config import config_source, load_config
     from ..data import describe_columns
     from ..training import layer_table, setup
     from . import console
 
     cfg = load_config(config, set_)
-    run = setup(cfg, str(config))
+    run = setup(cfg, config_source(config))
     net = run.net
     layers = layer_table(run)
     inputs = describe_columns(run.prep.columns)
@@ -123,7 +136,7 @@ def validate(
         ],
     )
     rows = ", ".join(f"{k} {len(v)}" for k, v in run.prep.X.items())
-    print(f"{config}: ok: {net.params.size} parameters; rows: {rows}")
+    print(f"{config_source(config)}: ok: {net.params.size} parameters; rows: {rows}")
 
 
 @app.command(example="backprop datasets --json")

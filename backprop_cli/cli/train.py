@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, OldName, QuietOpt, SetOpt, app, renamed
+from .app import Configs, JsonOpt, OldName, QuietOpt, SetOpt, app, renamed
 
 
 @app.command(example="backprop train configs/digits.yaml --set training.epochs=5 --out runs/short")
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
+    config: Configs,
     set_: SetOpt = None,
     out: Annotated[
         str | None,
@@ -55,12 +55,14 @@ def train(
     # the data take a moment to load, the kernels longer to compile the first time); then
     # the training view takes over with the batch bar.
     with console.status(mode, "reading the config") as say:
-        from ..config import load_config
+        from ..config import config_source, load_config
         from ..training import Run
 
         cfg = load_config(config, set_)
         _check_options(out, quiet, json_out, report)
-        run = Run(cfg, str(config), out=out, init_from=weights, resume=resume, on_stage=say)
+        run = Run(
+            cfg, config_source(config), out=out, init_from=weights, resume=resume, on_stage=say
+        )
     try:
         _train(run, config, set_, mode, report)
     finally:
@@ -80,7 +82,9 @@ def _check_options(out: str | None, quiet: bool, json_out: bool, report: bool) -
         require()  # before training, not after it
 
 
-def _train(run, config: Path, set_: list[str] | None, mode: str, report: bool = False) -> None:
+def _train(
+    run, config: list[Path], set_: list[str] | None, mode: str, report: bool = False
+) -> None:
     from ..training import interrupt_on_signals
     from . import console
     from .training_view import TrainingView, training_summary

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, SetOpt, app
+from .app import Configs, JsonOpt, SetOpt, app
 
 
 @app.command(example="backprop trace configs/xor.yaml --rows 2")
 def trace(
-    config: Annotated[Path, typer.Argument(help="YAML config file.", metavar="CONFIG")],
+    config: Configs,
     set_: SetOpt = None,
     sample: Annotated[
         int, typer.Option("--sample", help="The first training row traced (0-based).")

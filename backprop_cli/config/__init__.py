@@ -6,11 +6,13 @@ Errors are one line: ``FILE: key.path: what is wrong (got VALUE)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from ..errors import ConfigError
+from .compose import compose
 from .messages import format_validation_error
 from .models import (
     BUILTIN_DATASETS,
@@ -42,6 +44,8 @@ __all__ = [
     "DataConfig",
     "SGDConfig",
     "apply_overrides",
+    "compose",
+    "config_source",
     "architecture_problem",
     "format_validation_error",
     "key_parts",
@@ -60,17 +64,27 @@ __all__ = [
 ]
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read, override and validate a config file; every problem is a ConfigError line."""
-    data = read_config_file(path)
+def load_config(
+    paths: str | Path | Sequence[str | Path], overrides: list[str] | None = None
+) -> Config:
+    """Read one config file or compose several (``compose``), apply ``--set`` overrides, and
+    validate; every problem is a ConfigError line that names the file to fix."""
+    composed = compose([paths] if isinstance(paths, str | Path) else list(paths))
     if overrides:
-        apply_overrides(data, overrides)
-    return validate_config(data, str(path))
+        apply_overrides(composed.data, overrides)
+    return validate_config(composed.data, composed.source_of)
 
 
-def validate_config(data: dict, source: str) -> Config:
-    """The Config of a raw mapping; the first problem as one ConfigError line from ``source``."""
+def validate_config(data: dict, source: str | Callable[[Sequence], str]) -> Config:
+    """The Config of a raw mapping; the first problem as one ConfigError line from ``source``
+    (a name, or a function from the error's key location to the file that set it)."""
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{source}: {format_validation_error(e, data)}") from None
+        where = source if isinstance(source, str) else source(e.errors()[0]["loc"])
+        raise ConfigError(f"{where}: {format_validation_error(e, data)}") from None
+
+
+def config_source(paths: str | Path | Sequence[str | Path]) -> str:
+    """How messages name a config given as one file or several."""
+    return str(paths) if isinstance(paths, str | Path) else " + ".join(map(str, paths))

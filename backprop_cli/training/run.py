@@ -310,7 +310,7 @@ class Run:
             self.stop_reason = "interrupted"
             self.write_summary()
 
-    def interruption(self, config: str | Path, overrides: list[str]) -> Interrupted:
+    def interruption(self, config: str | Path | list, overrides: list[str]) -> Interrupted:
         """The error a stopped run ends with: what is kept, and the command that resumes it."""
         done = len(self.rows)
         kept = (
@@ -318,9 +318,10 @@ class Run:
             if done
             else f"no epoch had completed in {self.dir}"
         )
-        again = (
-            f"backprop train {shlex.quote(str(config))} --out {shlex.quote(str(self.dir))} --resume"
+        files = " ".join(
+            shlex.quote(str(c)) for c in (config if isinstance(config, list) else [config])
         )
+        again = f"backprop train {files} --out {shlex.quote(str(self.dir))} --resume"
         again += "".join(f" --set {shlex.quote(s)}" for s in overrides)
         return Interrupted(f"interrupted during epoch {done + 1}; {kept}; resume with: {again}")
 
