@@ -24,9 +24,9 @@ train: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-# Side by side with PyTorch and scikit-learn (installed into .venv on first use).
+# Side by side with PyTorch, scikit-learn and JAX (installed into .venv on first use).
 bench: $(VENV)/.installed
-	$(BIN)/python -c "import torch, sklearn" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0" scikit-learn
+	$(BIN)/python -c "import torch, sklearn, jax" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==2.13.0" scikit-learn jax
 	$(BIN)/python benchmarks/compare.py
 
 lint: $(VENV)/.installed-test

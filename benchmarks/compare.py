@@ -1,4 +1,4 @@
-"""Epoch time of backprop, PyTorch and scikit-learn on the same shapes, side by side.
+"""Epoch time of backprop, PyTorch, scikit-learn and JAX on the same shapes, side by side.
 
     python benchmarks/compare.py                 # every case, 3 repeats
     python benchmarks/compare.py --cases small --repeats 5 --json
@@ -8,8 +8,13 @@ engines are interleaved within each repeat, so that a change in the machine's lo
 them alike. Every engine trains the same network on the same random float32 data with
 shuffling on and no validation split, with 2 threads, for one warm-up epoch and then
 ``--epochs`` timed epochs. The table shows median epoch times and each peer's time divided
-by backprop's (a ratio above 1 means backprop is faster). PyTorch and scikit-learn are
+by backprop's (a ratio above 1 means backprop is faster). PyTorch, scikit-learn and JAX are
 optional (`pip install '.[bench]'`); an engine that is not installed is skipped.
+
+JAX runs twice: ``jax-step`` is ``jit`` of one training step called per batch (what most
+users write), ``jax-scan`` the whole epoch's batches in one ``jit(lax.scan)`` (what a JAX
+user who knows ``lax.scan`` writes, and the fastest JAX gets on small networks). XLA's CPU
+backend uses its own thread pool, sized to the machine's cores.
 
 The roofline is the epoch's matrix-multiply FLOPs divided by numpy's measured float32
 matmul peak on this machine: the time an epoch would take if it did nothing but GEMMs at
@@ -38,7 +43,7 @@ CASES = {
     "small-sgd": (50000, 64, (64, 64), 10, 32, "sgd"),
     "sgd-batch1": (5000, 64, (64, 64), 10, 1, "sgd"),
 }
-ENGINES = ("backprop", "torch", "sklearn")
+ENGINES = ("backprop", "torch", "sklearn", "jax-step", "jax-scan")
 
 
 def data(rows, features, classes, seed=0):
@@ -150,6 +155,126 @@ def run_sklearn(case, epochs):
     return times[1:]
 
 
+def _jax_parts(case):
+    """JAX's training step for ``case``: (init params and optimizer state, step, the data).
+
+    The same network, loss and update as the other engines: He-initialized weights, zero
+    biases, relu layers, softmax cross-entropy (mean), and torch.optim's Adam (lr 1e-3) or SGD
+    (lr 1e-2, momentum 0.9), written out in jax.numpy (no optax: nothing beyond jax itself).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    rows, features, hidden, classes, bs, opt_name = case
+    Xn, yn = data(rows, features, classes)
+    sizes = [features, *hidden, classes]
+    keys = jax.random.split(jax.random.PRNGKey(0), len(sizes))
+    params = [
+        (jax.random.normal(k, (fi, fo), jnp.float32) * (2.0 / fi) ** 0.5, jnp.zeros(fo))
+        for k, fi, fo in zip(keys, sizes[:-1], sizes[1:], strict=False)
+    ]
+
+    def loss_fn(params, xb, yb):
+        a = xb
+        for W, b in params[:-1]:
+            a = jax.nn.relu(a @ W + b)
+        W, b = params[-1]
+        logp = jax.nn.log_softmax(a @ W + b)
+        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    if opt_name == "adam":
+        state = (zeros, zeros, jnp.zeros((), jnp.int32))
+
+        def update(params, grads, state):
+            m, v, t = state
+            t = t + 1
+            m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
+            v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
+            c1, c2 = 1 - 0.9**t, jnp.sqrt(1 - 0.999**t)
+            params = jax.tree_util.tree_map(
+                lambda p, m, v: p - (1e-3 / c1) * m / (jnp.sqrt(v) / c2 + 1e-8), params, m, v
+            )
+            return params, (m, v, t)
+    else:
+        state = zeros
+
+        def update(params, grads, buf):
+            buf = jax.tree_util.tree_map(lambda b, g: 0.9 * b + g, buf, grads)
+            params = jax.tree_util.tree_map(lambda p, b: p - 1e-2 * b, params, buf)
+            return params, buf
+
+    def step(carry, xb, yb):
+        params, state = carry
+        grads = jax.grad(loss_fn)(params, xb, yb)
+        return update(params, grads, state)
+
+    return (params, state), step, jnp.asarray(Xn), jnp.asarray(yn)
+
+
+def _time_jax(epochs, run_epoch, carry, key):
+    import jax
+
+    times = []
+    for _ in range(epochs + 1):
+        key, sub = jax.random.split(key)
+        t0 = time.perf_counter()
+        carry = jax.block_until_ready(run_epoch(carry, sub))
+        times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+def run_jax_step(case, epochs):
+    """JAX as most users write it: ``jit`` of one training step, called per batch."""
+    import jax
+
+    rows, bs = case[0], case[4]
+    carry, step, X, y = _jax_parts(case)
+
+    @jax.jit
+    def jstep(carry, X, y, idx):
+        return step(carry, X[idx], y[idx])
+
+    def run_epoch(carry, key):
+        perm = jax.random.permutation(key, rows)
+        for i in range(0, rows, bs):
+            carry = jstep(carry, X, y, perm[i : i + bs])
+        return carry
+
+    return _time_jax(epochs, run_epoch, carry, jax.random.PRNGKey(1))
+
+
+def run_jax_scan(case, epochs):
+    """JAX at its best on small networks: the whole epoch's full batches in one compiled
+    ``jit(lax.scan)``, the short last batch (if any) by the jitted step."""
+    import jax
+
+    rows, bs = case[0], case[4]
+    full = rows // bs
+    carry, step, X, y = _jax_parts(case)
+
+    @jax.jit
+    def jepoch(carry, key):
+        perm = jax.random.permutation(key, rows)
+        batches = perm[: full * bs].reshape(full, bs)
+
+        def body(carry, idx):
+            return step(carry, X[idx], y[idx]), None
+
+        carry, _ = jax.lax.scan(body, carry, batches)
+        return carry, perm[full * bs :]
+
+    @jax.jit
+    def jstep(carry, idx):
+        return step(carry, X[idx], y[idx])
+
+    def run_epoch(carry, key):
+        carry, rest = jepoch(carry, key)
+        return jstep(carry, rest) if rows % bs else carry
+
+    return _time_jax(epochs, run_epoch, carry, jax.random.PRNGKey(1))
+
+
 def matmul_peak() -> float:
     """numpy's float32 GEMM speed on this machine, GFLOP/s (best of several)."""
     import numpy as np
@@ -177,7 +302,13 @@ def epoch_flops(case) -> float:
 def child(engine: str, case_name: str, epochs: int) -> None:
     import resource
 
-    fn = {"backprop": run_backprop, "torch": run_torch, "sklearn": run_sklearn}[engine]
+    fn = {
+        "backprop": run_backprop,
+        "torch": run_torch,
+        "sklearn": run_sklearn,
+        "jax-step": run_jax_step,
+        "jax-scan": run_jax_scan,
+    }[engine]
     try:
         times = fn(CASES[case_name], epochs)
     except ImportError as e:
@@ -262,7 +393,7 @@ def machine() -> dict:
         "threads": THREADS,
         "processor": platform.processor() or platform.machine(),
     }
-    for mod in ("torch", "sklearn"):
+    for mod in ("torch", "sklearn", "jax"):
         try:
             info[mod] = __import__(mod).__version__
         except ImportError:
@@ -274,7 +405,7 @@ def print_table(report, cases) -> None:
     m = report["machine"]
     print(
         f"machine: {m['cpus']} cpus, {m['threads']} threads, python {m['python']}, numpy {m['numpy']}"
-        + "".join(f", {k} {m[k]}" for k in ("torch", "sklearn") if k in m)
+        + "".join(f", {k} {m[k]}" for k in ("torch", "sklearn", "jax") if k in m)
     )
     print(f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s")
     print()
