@@ -1,4 +1,5 @@
-"""What the machine has: the memory a run may use, asked before anything big is allocated."""
+"""What the machine has: the memory a run may use, asked before anything big is allocated, and
+the cores it may run on."""
 
 from __future__ import annotations
 
@@ -23,3 +24,15 @@ def available_memory() -> int | None:
 
 def gigabytes(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    for get in (getattr(os, "process_cpu_count", None), lambda: len(os.sched_getaffinity(0))):
+        try:
+            n = get() if get else None
+        except (AttributeError, OSError):
+            n = None
+        if n:
+            return n
+    return os.cpu_count() or 1

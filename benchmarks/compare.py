@@ -2,6 +2,7 @@
 
     python benchmarks/compare.py                 # every case, 3 repeats
     python benchmarks/compare.py --cases small --repeats 5 --json
+    python benchmarks/compare.py --cases textbook --engines backprop --busy 1   # one core busy
 
 Each (case, engine) runs in its own subprocess, so that its peak memory is its own; the
 engines are interleaved within each repeat, so that a change in the machine's load hits
@@ -15,6 +16,9 @@ JAX runs twice: ``jax-step`` is ``jit`` of one training step called per batch (w
 users write), ``jax-scan`` the whole epoch's batches in one ``jit(lax.scan)`` (what a JAX
 user who knows ``lax.scan`` writes, and the fastest JAX gets on small networks). XLA's CPU
 backend uses its own thread pool, sized to the machine's cores.
+
+``--busy N`` keeps N other processes spinning (``while True: pass``) for the whole run: a
+busy machine, as a CI runner or a laptop doing something else is, to compare with a quiet one.
 
 The roofline is the epoch's matrix-multiply FLOPs divided by numpy's measured float32
 matmul peak on this machine: the time an epoch would take if it did nothing but GEMMs at
@@ -42,6 +46,8 @@ CASES = {
     "large-sgd": (60000, 784, (512, 512), 10, 128, "sgd"),
     "small-sgd": (50000, 64, (64, 64), 10, 32, "sgd"),
     "sgd-batch1": (5000, 64, (64, 64), 10, 1, "sgd"),
+    # the textbook's MNIST network (784-30-10, batch 10): the case of a busy machine (--busy)
+    "textbook": (50000, 784, (30,), 10, 10, "sgd"),
 }
 ENGINES = ("backprop", "torch", "sklearn", "jax-step", "jax-scan")
 
@@ -326,6 +332,7 @@ def main() -> None:
     ap.add_argument(
         "--epochs", type=int, default=2, help="timed epochs per run (after one warm-up epoch)"
     )
+    ap.add_argument("--busy", type=int, default=0, help="keep N other processes spinning meanwhile")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -334,12 +341,26 @@ def main() -> None:
         return
     cases = args.cases.split(",")
     engines = args.engines.split(",")
+    spinning = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
+    ]
+    try:
+        results = measure(cases, engines, args.repeats, args.epochs)
+    finally:
+        for p in spinning:
+            p.kill()
+            p.wait()
+    summarize(results, cases, engines, args)
+
+
+def measure(cases, engines, repeats, epochs) -> dict:
+    """Each (case, engine)'s epoch times and peak memory, the engines interleaved."""
     results: dict = {c: {e: {"times": [], "peak_rss_mb": []} for e in engines} for c in cases}
-    for r in range(args.repeats):
+    for r in range(repeats):
         for c in cases:
             for e in engines:
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", e, c, "--epochs", str(args.epochs)],
+                    [sys.executable, __file__, "--child", e, c, "--epochs", str(epochs)],
                     capture_output=True,
                     text=True,
                 )
@@ -353,11 +374,15 @@ def main() -> None:
                     results[c][e]["times"] += res["times"]
                     results[c][e]["peak_rss_mb"].append(res["peak_rss_mb"])
                 print(
-                    f"repeat {r + 1}/{args.repeats} {c:10s} {e:8s} {statistics.median(res['times']):7.3f} s/epoch",
+                    f"repeat {r + 1}/{repeats} {c:10s} {e:8s} {statistics.median(res['times']):7.3f} s/epoch",
                     file=sys.stderr,
                 )
+    return results
+
+
+def summarize(results, cases, engines, args) -> None:
     peak = matmul_peak()
-    report = {"machine": machine(), "matmul_peak_gflops": peak, "cases": {}}
+    report = {"machine": machine() | {"busy": args.busy}, "matmul_peak_gflops": peak, "cases": {}}
     for c in cases:
         row = {"roofline_s": epoch_flops(CASES[c]) / (peak * 1e9), "engines": {}}
         base = (
@@ -404,7 +429,8 @@ def machine() -> dict:
 def print_table(report, cases) -> None:
     m = report["machine"]
     print(
-        f"machine: {m['cpus']} cpus, {m['threads']} threads, python {m['python']}, numpy {m['numpy']}"
+        f"machine: {m['cpus']} cpus, {m['threads']} threads, {m['busy']} busy process(es), "
+        f"python {m['python']}, numpy {m['numpy']}"
         + "".join(f", {k} {m[k]}" for k in ("torch", "sklearn", "jax") if k in m)
     )
     print(f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s")

@@ -111,6 +111,7 @@ def test_resolved_contains_every_default(write_config):
         "on_divergence": "stop",
         "max_rollbacks": 3,
         "class_weight": None,
+        "threads": None,
     }
 
 

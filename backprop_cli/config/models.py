@@ -299,6 +299,9 @@ class TrainingConfig(Strict):
     # weighted mean divides by the sum of the weights): balanced is scikit-learn's
     # n / (k * count of the class) on the training rows; a mapping gives {label: weight}.
     class_weight: Literal["balanced"] | dict[str | int | float | bool, float] | None = None
+    # BLAS threads for the run: null chooses by the size of the products (one thread for a
+    # small network's, the BLAS's own count for a large one's); a number forces it.
+    threads: int | None = Field(None, ge=1, le=1024)
 
     @field_validator("class_weight")
     @classmethod

@@ -13,19 +13,8 @@ import threading
 import time
 
 from ..errors import ConfigError
+from ..system import usable_cores
 from .worker import init_worker, run_trial
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    for get in (getattr(os, "process_cpu_count", None), lambda: len(os.sched_getaffinity(0))):
-        try:
-            n = get() if get else None
-        except (AttributeError, OSError):
-            n = None
-        if n:
-            return n
-    return os.cpu_count() or 1
 
 
 def make_backend(

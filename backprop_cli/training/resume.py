@@ -16,7 +16,7 @@ from ..store.files import remove_stale_temp_files
 from ..store.rundir import CHECKPOINT, CONFIG, METRICS, RunFileError, read_metrics
 
 # Keys a resume may change: only how long to train (and where the files go).
-RESUMABLE_CHANGES = {("training", "epochs")}
+RESUMABLE_CHANGES = {("training", "epochs"), ("training", "threads")}
 
 
 def config_differences(old, new, path=()) -> list[tuple[str, object, object]]:
@@ -61,7 +61,7 @@ def resume(run, out: str) -> None:
         key, was, now = diffs[0]
         raise ConfigError(
             f"{run.source}: {key}: cannot resume {d} with a changed config "
-            f"(the run has {was!r}, the config {now!r}); only training.epochs may change"
+            f"(the run has {was!r}, the config {now!r}); only training.epochs and training.threads may change"
         )
     tr = run.trainer
     arrays, state = checkpoint.load_checkpoint(

@@ -35,6 +35,7 @@ from .build import (
     setup,
 )
 from .stop import STOP
+from .threads import can_limit
 from .trainer import EarlyStopping, Progress, Trainer
 
 SUMMARY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "time_s")
@@ -111,6 +112,7 @@ def make_trainer(s: Setup, opt) -> Trainer:
         val_metrics=watched_extras(cfg),
         unscale=prep.unscale,
         inits=[layer.init or cfg.model.init for layer in cfg.model.layers],
+        threads=t.threads,
     )
 
 
@@ -362,6 +364,13 @@ class Run:
             },
             # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
             "optimizer_update": "compiled" if self.opt.compiled else "numpy",
+            # the BLAS threads while it trained (training/threads.py): the count asked for
+            # (null: the BLAS's own), why, and whether it was set (threadpoolctl installed)
+            "blas_threads": {
+                "count": tr.threads.count,
+                "why": tr.threads.why,
+                "set": tr.threads.count is not None and can_limit(),
+            },
         }
 
     def _test_report(self) -> dict:

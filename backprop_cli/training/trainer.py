@@ -32,6 +32,7 @@ from ..nn.optimizers import Optimizer
 from ..nn.schedules import Schedule
 from .diagnostics import Design, gradient_warnings, layer_norms, units_off
 from .stop import STOP
+from .threads import Threads, choose, limited
 
 # Called after every batch with (batches done, batches in the epoch).
 Progress = Callable[[int, int], None]
@@ -126,6 +127,7 @@ class Trainer:
         val_metrics: tuple[str, ...] = (),
         unscale: Callable[[np.ndarray], np.ndarray] | None = None,
         inits: list[str] | None = None,
+        threads: int | None = None,
     ):
         self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
         # Row weights in the loss (class_weight x sample_weight), of the training and the
@@ -155,6 +157,8 @@ class Trainer:
         self.design = Design.of(net, inits or [""] * net.n_layers)
         # Asked at each batch: True stops this trainer alone (STOP stops every one in the process).
         self.should_stop: Callable[[], bool] | None = None
+        # The BLAS threads while it trains: ``threads`` (training.threads), else by size.
+        self.threads: Threads = choose(net.sizes, self.batch_size, threads)
 
     # ------------------------------------------------------------------ state (the checkpoint)
 
@@ -223,11 +227,12 @@ class Trainer:
 
     def run(self, progress: Progress | None = None) -> Iterator[dict]:
         """Train until ``epochs`` or early stopping; one record per epoch."""
-        while not self.done:
-            record = self._epoch_or_rollback(progress)
-            self.epoch += 1
-            self._after_epoch(record)
-            yield record
+        with limited(self.threads):
+            while not self.done:
+                record = self._epoch_or_rollback(progress)
+                self.epoch += 1
+                self._after_epoch(record)
+                yield record
         if self.best_params is not None and self.restores_best:
             np.copyto(self.net.params, self.best_params)
 
