@@ -292,7 +292,7 @@ def test_a_cache_directory_others_can_write_is_not_used(fresh):
 
 KERNEL_NAMES = [
     f"{name}_{suffix}"
-    for name in ("adam", "sgd", "bias_relu", "relu_backward_bias")
+    for name in ("adam", "sgd", "bias_relu", "relu_backward_bias", "train")
     for suffix in ("f32", "f64")
 ]
 
@@ -484,9 +484,11 @@ def test_an_interrupted_build_kills_the_compiler_too(fresh, monkeypatch, tmp_pat
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
 @pytest.mark.parametrize("config", ["digits.yaml", "spirals-sgd-momentum.yaml", "moons-relu.yaml"])
 def test_a_whole_run_gives_the_same_files_either_way(capsys, monkeypatch, config):
-    """End to end: the same weights and metrics (but time) with the kernels as with NumPy."""
+    """End to end: the same weights and metrics (but time) with the kernels as with NumPy
+    (the elementwise kernels; the fused step, not bit for bit, is tests/test_fused.py's)."""
     from .conftest import CONFIGS, run_cli
 
+    monkeypatch.setenv("BACKPROP_FUSED", "0")
     for flag, out in (("1", "compiled"), ("0", "numpy")):
         monkeypatch.setenv("BACKPROP_FAST", flag)
         argv = ["train", CONFIGS / config, "-q", "--out", out, "--set", "training.epochs=5"]

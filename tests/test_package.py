@@ -40,6 +40,8 @@ def test_the_wheel_carries_licence_version_and_datasets(wheel):
     assert "backprop_cli/py.typed" in names
     for csv in ("iris", "digits", "wine", "breast_cancer", "penguins"):
         assert f"backprop_cli/datasets/{csv}.csv" in names
+    for source in ("_kernels.c", "_fused.c", "_fused.h"):  # compiled on first use
+        assert f"backprop_cli/nn/{source}" in names
 
 
 def test_a_fresh_environment_installs_and_runs_it(wheel, tmp_path):

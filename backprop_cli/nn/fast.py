@@ -51,6 +51,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         ):
             fn = getattr(lib, f"{name}_{suffix}")
             fn.argtypes, fn.restype = argtypes, None
+        # the fused step (fused.py): net, X, targets, weights, order, n, b0, b1, uniforms, work
+        fn = getattr(lib, f"train_{suffix}")
+        fn.argtypes, fn.restype = [ptr] * 5 + [i64] * 3 + [ptr] * 2, i64
     return lib
 
 
@@ -111,7 +114,7 @@ def status() -> str:
 
 
 def functions(dtype: np.dtype, *names: str) -> tuple | None:
-    """The C functions ``names`` (adam, sgd, bias_relu, relu_backward_bias) for buffers of
+    """The C functions ``names`` (adam, sgd, bias_relu, relu_backward_bias, train) for buffers of
     ``dtype``, or None where NumPy is to do the work."""
     suffix = {"float32": "f32", "float64": "f64"}.get(dtype.name)
     lib = library() if suffix else None

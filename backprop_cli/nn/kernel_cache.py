@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("_kernels.c")
+# Compiled together into the one library: the elementwise kernels and the fused training step
+# (whose body, _fused.h, it includes once per dtype).
+SOURCES = (SOURCE, SOURCE.with_name("_fused.c"))
+HEADERS = (SOURCE.with_name("_fused.h"),)
 # -fno-math-errno lets sqrt vectorize and -fno-trapping-math lets a conditional product
 # vectorize (neither changes a result: Python runs with FP traps off); -ffp-contract=off
 # keeps a * b + c two roundings, as NumPy computes it.
@@ -102,7 +106,8 @@ class Entry:
 
 def entry(cc: list[str]) -> Entry:
     """The cache's files for this source and these flags built by ``cc`` for this CPU."""
-    parts = [SOURCE.read_bytes(), " ".join(FLAGS).encode(), " ".join(cc).encode()]
+    parts = [p.read_bytes() for p in (*SOURCES, *HEADERS)]
+    parts += [" ".join(FLAGS).encode(), " ".join(cc).encode()]
     parts += [cpu().encode(), sys.platform.encode(), platform.machine().encode()]
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:20]
     stem = f"kernels-{key}"
@@ -237,7 +242,7 @@ def _load_bytes(data: bytes, folder: Path) -> ctypes.CDLL:
 
 
 def _build(cc: list[str], files: Entry) -> bytes:
-    """Compile SOURCE into the cache with its digest; the library's bytes. Raises OSError."""
+    """Compile SOURCES into the cache with its digest; the library's bytes. Raises OSError."""
     # -march=native where the CPU is known (and the compiler takes it), else the default target.
     attempts = [[*FLAGS, "-march=native"], FLAGS] if cpu() else [FLAGS]
     error = ""
@@ -246,7 +251,7 @@ def _build(cc: list[str], files: Entry) -> bytes:
         fd, tmp = tempfile.mkstemp(prefix=".kernels-", suffix=".so", dir=files.lib.parent)
         os.close(fd)
         try:
-            error = _run_compiler(cc, [*flags, "-o", tmp, str(SOURCE)])
+            error = _run_compiler(cc, [*flags, "-o", tmp, *map(str, SOURCES)])
             if not error:
                 return _install(Path(tmp), files)
         except TimeoutError as e:

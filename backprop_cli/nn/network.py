@@ -82,8 +82,8 @@ class Network:
 
     def _fresh(self) -> None:
         """The W, b views of the flat buffers and empty per-batch buffers."""
-        self.W, self.b = self._views(self.params)
-        self.gW, self.gb = self._views(self.grads)
+        self.W, self.b = self.views(self.params)
+        self.gW, self.gb = self.views(self.grads)
         self._buffers: dict[int, _Buffers] = {}
         self._X: np.ndarray | None = None
         self._n = 0
@@ -98,7 +98,9 @@ class Network:
         self.__dict__.update(state)
         self._fresh()
 
-    def _views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The per-layer W, b views of a flat buffer laid out as ``params`` (the optimizer's
+        state is)."""
         shapes = []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             shapes += [(fan_in, fan_out), (fan_out,)]

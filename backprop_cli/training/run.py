@@ -364,6 +364,9 @@ class Run:
             },
             # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
             "optimizer_update": "compiled" if self.opt.compiled else "numpy",
+            # the mini-batches' path (training/fused_epoch.py): "fused" (one compiled call per
+            # run of batches) or "numpy", and why
+            "training_step": {"path": tr.plan.path, "why": tr.plan.why},
             # the BLAS threads while it trained (training/threads.py): the count asked for
             # (null: the BLAS's own), why, and whether it was set (threadpoolctl installed)
             "blas_threads": {

@@ -31,6 +31,7 @@ from ..nn.network import Network
 from ..nn.optimizers import Optimizer
 from ..nn.schedules import Schedule
 from .diagnostics import Design, gradient_warnings, layer_norms, units_off
+from .fused_epoch import plan, run_batches
 from .stop import STOP
 from .threads import Threads, choose, limited
 
@@ -128,12 +129,12 @@ class Trainer:
         unscale: Callable[[np.ndarray], np.ndarray] | None = None,
         inits: list[str] | None = None,
         threads: int | None = None,
+        fused: bool | None = None,
     ):
         self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
         # Row weights in the loss (class_weight x sample_weight), of the training and the
         # validation rows; None: every row counts the same.
-        self.w = None if w is None else np.asarray(w, dtype=X.dtype)
-        self.val_w = val_w
+        self.w, self.val_w = None if w is None else np.asarray(w, dtype=X.dtype), val_w
         self.epochs, self.shuffle, self.rngs = epochs, shuffle, rngs
         self.val = val if val is not None and len(val[0]) else None
         self.batch_size = len(X) if batch_size is None else min(batch_size, len(X))
@@ -145,10 +146,8 @@ class Trainer:
         # Validation metrics beyond loss and accuracy/R^2 that a monitor watches (val_f1_macro,
         # ...), computed every epoch; ``unscale`` gives regression outputs in the target's units.
         self.val_metrics, self.unscale = tuple(val_metrics), unscale
-        self.epoch = 0  # completed epochs
-        self.rollbacks = 0
+        self.epoch, self.rollbacks, self.stopped_early = 0, 0, False  # epoch: completed ones
         self.warned: list[str] = []
-        self.stopped_early = False
         self.best_params = net.params.copy() if early is not None else None
         self.slices = net.layer_slices()
         self.pending_warnings: list[str] = []  # said since the last record (rollbacks)
@@ -157,8 +156,10 @@ class Trainer:
         self.design = Design.of(net, inits or [""] * net.n_layers)
         # Asked at each batch: True stops this trainer alone (STOP stops every one in the process).
         self.should_stop: Callable[[], bool] | None = None
-        # The BLAS threads while it trains: ``threads`` (training.threads), else by size.
+        # The BLAS threads (``threads``: training.threads, else by size); the batches' path:
+        # the fused C step (nn/fused.py) where it has this network, else the NumPy loop.
         self.threads: Threads = choose(net.sizes, self.batch_size, threads)
+        self.plan = plan(net, loss, opt, self.batch_size, task, (X, y, self.w), fused)
 
     # ------------------------------------------------------------------ state (the checkpoint)
 
@@ -267,22 +268,36 @@ class Trainer:
                 raise
 
     def _epoch(self, epoch: int, progress: Progress | None) -> dict:
-        net, X, y = self.net, self.X, self.y
+        net, X = self.net, self.X
         t0 = time.perf_counter()
         n, bs = len(X), self.batch_size
         n_batches = math.ceil(n / bs)
         self.opt.lr = self.schedule.lr(epoch - 1)
         start = net.params.copy()
+        order = self.rngs["shuffle"].permutation(n) if self.shuffle else np.arange(n)
+        if self.plan.step is not None:
+            sums = self._fused_epoch(order, epoch, progress)
+        else:
+            sums = self._numpy_epoch(order, epoch, progress)
+        record = self._record(epoch, sums, n if self.w is None else float(self.w.sum()))
+        record["time_s"] = time.perf_counter() - t0
+        record |= layer_norms(sums.grad_sq, n_batches, net.params, start, self.slices)
+        if self.clip_grad_norm is not None:
+            record["clipped_batches"] = sums.clipped
+        return record
+
+    def _numpy_epoch(self, order: np.ndarray, epoch: int, progress: Progress | None) -> _EpochSums:
+        """The epoch's batches through NumPy, one ``_step`` each, gathered into buffers."""
+        X, y, bs = self.X, self.y, self.batch_size
+        n_batches = math.ceil(len(X) / bs)
         xbuf = np.empty((bs, X.shape[1]), dtype=X.dtype)
         ybuf = np.empty((bs, *y.shape[1:]), dtype=y.dtype)
         wbuf = np.empty(bs, dtype=X.dtype) if self.w is not None else None
-        order = self.rngs["shuffle"].permutation(n) if self.shuffle else np.arange(n)
-        sums = _EpochSums(y, net.n_layers)
+        sums = _EpochSums(y, self.net.n_layers)
         # Overflow on the way to a non-finite loss is caught in _step, with a clear message.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for b in range(n_batches):
-                if STOP.requested or (self.should_stop is not None and self.should_stop()):
-                    raise KeyboardInterrupt
+                self._check_stop()
                 idx = order[b * bs : (b + 1) * bs]
                 # mode="clip": the indices are a permutation, always in range; the default
                 # "raise" gathers into a temporary and copies it to out, twice the work.
@@ -292,12 +307,43 @@ class Trainer:
                 self._step(xb, yb, wb, sums, epoch, b)
                 if progress is not None:
                     progress(b + 1, n_batches)
-        record = self._record(epoch, sums, n if self.w is None else float(self.w.sum()))
-        record["time_s"] = time.perf_counter() - t0
-        record |= layer_norms(sums.grad_sq, n_batches, net.params, start, self.slices)
-        if self.clip_grad_norm is not None:
-            record["clipped_batches"] = sums.clipped
-        return record
+        return sums
+
+    def _fused_epoch(self, order: np.ndarray, epoch: int, progress: Progress | None) -> _EpochSums:
+        """The epoch's batches through the fused C step, a run of them per call."""
+        n_batches = math.ceil(len(self.X) / self.batch_size)
+
+        def between(done: int) -> None:
+            self._check_stop()
+            if progress is not None and done:
+                progress(done, n_batches)
+
+        clip = (self.clip_grad_norm, self.clip_grad_value)
+        done = run_batches(
+            self.plan, self.X, order, self.opt.lr, clip, self.rngs["dropout"], between
+        )
+        step = self.plan.step
+        if done < n_batches:
+            raise self._fused_diverged(order, epoch, done, step.last_loss)
+        if progress is not None:
+            progress(n_batches, n_batches)
+        sums = _EpochSums(self.y, self.net.n_layers)
+        sums.loss, sums.correct, ss_res, grad_sq, sums.clipped = step.sums()
+        sums.ss_res, sums.grad_sq = ss_res.copy(), grad_sq.copy()
+        return sums
+
+    def _fused_diverged(self, order, epoch: int, b: int, value: float) -> DivergenceError:
+        """The divergence error for batch b (0-based), its diagnosis by the NumPy path."""
+        idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+        wb = None if self.w is None else self.w[idx]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            self.net.loss_and_grad(self.X[idx], self.y[idx], self.loss, w=wb)
+            norms = [float(np.dot(self.net.grads[s], self.net.grads[s])) for s in self.slices]
+        return self._diverged(value, norms, epoch, b)
+
+    def _check_stop(self) -> None:
+        if STOP.requested or (self.should_stop is not None and self.should_stop()):
+            raise KeyboardInterrupt
 
     def _step(self, xb, yb, wb, sums: _EpochSums, epoch: int, b: int) -> None:
         """One batch: forward, backward (BP1-BP4), the divergence check, clipping, the update.

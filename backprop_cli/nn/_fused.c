@@ -1,0 +1,113 @@
+/* The fused training step (nn/fused.py): a whole mini-batch, or a run of them, in one call.
+ *
+ * For each batch: gather its rows, forward through every layer (z = a W + b, the activation,
+ * the dropout mask, the residual sum), the loss and the output error delta^L, backward (BP1-BP4)
+ * and the optimizer update, with the loss, the classification count or squared errors and each
+ * layer's squared gradient norm added up for the epoch's record. The matrix products are
+ * blocked loops over 64-byte vectors (GCC's and Clang's vector extensions: the compiler emits
+ * AVX-512, AVX2 or SSE as the CPU has them), the accumulators held in registers.
+ *
+ * The products sum in another order than the BLAS's (and with fused multiply-adds where the
+ * CPU has them), so the results are NumPy's to within rounding, not to the bit; the same
+ * build on the same CPU gives the same bits every time (no threads, no data-dependent order).
+ * The optimizer update is _kernels.c's, so it is the NumPy path's to the bit given the same
+ * gradients. The parameters are trained in a packed copy whose rows are padded to whole
+ * vectors with zeros, which every update keeps zero (a zero gradient moves nothing); fused.py
+ * copies them in and out around each call.
+ *
+ * The body is _fused.h, written once for a type T and included here for float and double.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Fused multiply-adds in the products: the kernels of _kernels.c are compiled with
+ * -ffp-contract=off to keep NumPy's bits; this file's results differ from NumPy's anyway. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT ON
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+/* The optimizer updates of _kernels.c. */
+void adam_f32(float *p, const float *g, float *m, float *v, int64_t n, float c1, float c2,
+              float b2, float inv_b2s, float eps, float step, float wd, float decay);
+void adam_f64(double *p, const double *g, double *m, double *v, int64_t n, double c1,
+              double c2, double b2, double inv_b2s, double eps, double step, double wd,
+              double decay);
+void sgd_f32(float *p, const float *g, float *buf, int64_t n, float lr, float momentum,
+             float damp, float wd, int32_t first, int32_t nesterov);
+void sgd_f64(double *p, const double *g, double *buf, int64_t n, double lr, double momentum,
+             double damp, double wd, int32_t first, int32_t nesterov);
+
+enum { ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_ELU, ACT_SOFTPLUS,
+       ACT_GELU, ACT_SOFTMAX };
+enum { LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY, LOSS_MSE, LOSS_MAE, LOSS_HUBER };
+enum { OPT_SGD, OPT_ADAM, OPT_ADAMW };
+
+/* One layer, as fused.py describes it (its ctypes Structure mirrors this). W is fan_in x
+ * stride (stride: fan_out rounded up to whole vectors), WT its transpose, fan_out x the
+ * previous layer's stride (NULL for the first layer, whose input gradient is not needed). The
+ * per-batch buffers are batch x stride: z^l, h^l = sigma(z^l), a^l (h^l itself without dropout
+ * or a residual), g^l = dC/da^l, d^l (delta^l where g^l must survive it or be masked), and
+ * the dropout mask. */
+typedef struct {
+    int64_t fan_in, fan_out, stride;
+    int32_t act, residual;
+    double dropout, act_param;
+    void *W, *b, *gW, *gb, *WT;
+    void *z, *h, *a, *g, *d, *mask;
+} Layer;
+
+/* The network, loss and optimizer, and what a call adds up. */
+typedef struct {
+    int64_t n_layers, n_features, batch, n_params;
+    Layer *layers;
+    int32_t loss, classify;
+    double huber_delta;
+    int32_t opt, nesterov;
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+    int64_t t;
+    void *params, *grads, *state0, *state1;
+    double clip_norm, clip_value;
+    double loss_sum;
+    int64_t correct, clipped;
+    double *ss_res, *grad_sq;
+    double last_loss;
+} Net;
+
+#define VBYTES 64
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+
+#define T float
+#define SUFFIX f32
+#define EXP expf
+#define LOG1P log1pf
+#define EXPM1 expm1f
+#define TANH tanhf
+#define ERF erff
+#define SQRT sqrtf
+#define TINY FLT_MIN
+#include "_fused.h"
+#undef T
+#undef SUFFIX
+#undef EXP
+#undef LOG1P
+#undef EXPM1
+#undef TANH
+#undef ERF
+#undef SQRT
+#undef TINY
+
+#define T double
+#define SUFFIX f64
+#define EXP exp
+#define LOG1P log1p
+#define EXPM1 expm1
+#define TANH tanh
+#define ERF erf
+#define SQRT sqrt
+#define TINY DBL_MIN
+#include "_fused.h"

@@ -1,0 +1,511 @@
+/* The body of _fused.c for one type T (float or double; F(name) is name_f32 or name_f64).
+ * Arrays are row-major; "rows" are arrays of row pointers, so that a batch's rows of X are
+ * read where they are (no gather copy) and a layer's rows through the same code. */
+
+#define F(name) CAT(name, SUFFIX)
+#define V F(vec)
+#define VL ((int64_t)(VBYTES / sizeof(T)))
+
+typedef T V __attribute__((vector_size(VBYTES), aligned(sizeof(T))));
+
+/* A tile of C = A B (+ bias): rows i < R and vectors j < J (at B's and C's column 0) of
+ *     C[i] = bias + sum_{p < P} a(i, p) B[p],   a(i, p) = TR ? rows[p][i] : rows[i][p]
+ * with R x J accumulators in registers. TR (A transposed) is a^T delta (BP3): the rows are
+ * the batch's, p runs over them. With sq, the sum of the squares of C is added to *sq. */
+static inline __attribute__((always_inline)) void F(tile)(
+    const int TR, const int R, const int J, const T *const *rows, int64_t col, const T *B,
+    int64_t ldb, int64_t P, const T *bias, T *C, int64_t ldc, V *sq)
+{
+    V acc[4][4];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < J; j++)
+            acc[i][j] = bias ? *(const V *)(bias + j * VL) : (V){0};
+    const T *ra[4] = {0};
+    if (!TR)
+        for (int i = 0; i < R; i++)
+            ra[i] = rows[i] + col;
+    for (int64_t p = 0; p < P; p++) {
+        const V *b = (const V *)(B + p * ldb);
+        V bv[4];
+        for (int j = 0; j < J; j++)
+            bv[j] = b[j];
+        const T *rp = TR ? rows[p] + col : 0;
+        for (int i = 0; i < R; i++) {
+            T s = TR ? rp[i] : ra[i][p];
+            for (int j = 0; j < J; j++)
+                acc[i][j] += s * bv[j];
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < J; j++) {
+            *(V *)(C + i * ldc + j * VL) = acc[i][j];
+            if (sq)
+                *sq += acc[i][j] * acc[i][j];
+        }
+}
+
+#define TILE_J(TR, R)                                                                      \
+    switch (J) {                                                                           \
+    case 4: F(tile)(TR, R, 4, rw, cc, Bj, ldb, P, bj, Cj, ldc, sq); break;                 \
+    case 3: F(tile)(TR, R, 3, rw, cc, Bj, ldb, P, bj, Cj, ldc, sq); break;                 \
+    case 2: F(tile)(TR, R, 2, rw, cc, Bj, ldb, P, bj, Cj, ldc, sq); break;                 \
+    default: F(tile)(TR, R, 1, rw, cc, Bj, ldb, P, bj, Cj, ldc, sq); break;                \
+    }
+#define TILE_RJ(TR)                                                                        \
+    switch (R) {                                                                           \
+    case 4: TILE_J(TR, 4) break;                                                           \
+    case 3: TILE_J(TR, 3) break;                                                           \
+    case 2: TILE_J(TR, 2) break;                                                           \
+    default: TILE_J(TR, 1) break;                                                          \
+    }
+
+/* C (n_rows x width, row stride ldc) = A B (+ bias), B (P x width, row stride ldb). A's row
+ * i is rows[i] from column col on; with TR, A is the transpose of rows[0..P) from column col
+ * on (C's row i is their column col + i). width is a whole number of vectors. With sq_out,
+ * the sum of the squares of C is added to it. */
+static void F(gemm)(const int TR, int64_t n_rows, int64_t width, const T *const *rows,
+                    int64_t col, const T *B, int64_t ldb, int64_t P, const T *bias, T *C,
+                    int64_t ldc, double *sq_out)
+{
+    V total = {0};
+    V *sq = sq_out ? &total : 0;
+    int64_t nv = width / VL;
+    for (int64_t i0 = 0; i0 < n_rows; i0 += 4) {
+        int R = n_rows - i0 < 4 ? (int)(n_rows - i0) : 4;
+        const T *const *rw = TR ? rows : rows + i0;
+        int64_t cc = TR ? col + i0 : col;
+        for (int64_t j0 = 0; j0 < nv; j0 += 4) {
+            int J = nv - j0 < 4 ? (int)(nv - j0) : 4;
+            const T *Bj = B + j0 * VL;
+            const T *bj = bias ? bias + j0 * VL : 0;
+            T *Cj = C + i0 * ldc + j0 * VL;
+            if (TR) {
+                TILE_RJ(1)
+            } else {
+                TILE_RJ(0)
+            }
+        }
+    }
+    if (sq_out) {
+        double s = 0;
+        for (int64_t k = 0; k < VL; k++)
+            s += total[k];
+        *sq_out += s;
+    }
+}
+
+/* sigma(z) for an elementwise activation, over n values. */
+static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
+{
+    switch (act) {
+    case ACT_RELU:
+        for (int64_t j = 0; j < n; j++)
+            h[j] = z[j] > 0 ? z[j] : (z[j] == z[j] ? (T)0 : z[j]);
+        break;
+    case ACT_LEAKY_RELU:
+        for (int64_t j = 0; j < n; j++)
+            h[j] = z[j] * (z[j] > 0 ? (T)1 : param);
+        break;
+    case ACT_SIGMOID:
+        for (int64_t j = 0; j < n; j++) {
+            T e = EXP(-fabs(z[j]));
+            h[j] = (z[j] >= 0 ? (T)1 : e) / ((T)1 + e);
+        }
+        break;
+    case ACT_TANH:
+        for (int64_t j = 0; j < n; j++)
+            h[j] = TANH(z[j]);
+        break;
+    case ACT_ELU:
+        for (int64_t j = 0; j < n; j++)
+            h[j] = z[j] > 0 ? z[j] : param * EXPM1(z[j] < 0 ? z[j] : (T)0);
+        break;
+    case ACT_SOFTPLUS:
+        for (int64_t j = 0; j < n; j++)
+            h[j] = (z[j] > 0 ? z[j] : (T)0) + LOG1P(EXP(-fabs(z[j])));
+        break;
+    case ACT_GELU:
+        for (int64_t j = 0; j < n; j++)
+            h[j] = z[j] * ((T)0.5 * ((T)1 + ERF(z[j] * (T)0.70710678118654752440)));
+        break;
+    case ACT_SOFTMAX: {
+        T top = z[0];
+        for (int64_t j = 1; j < n; j++)
+            top = z[j] > top ? z[j] : top;
+        T sum = 0;
+        for (int64_t j = 0; j < n; j++) {
+            h[j] = EXP(z[j] - top);
+            sum += h[j];
+        }
+        for (int64_t j = 0; j < n; j++)
+            h[j] /= sum;
+        break;
+    }
+    default:
+        memcpy(h, z, (size_t)n * sizeof(T));
+    }
+}
+
+/* delta = g * sigma'(z) over n values (d may be g); softmax: its Jacobian's product. */
+static void F(derive)(int act, T param, const T *z, const T *h, const T *g, T *d, int64_t n)
+{
+    switch (act) {
+    case ACT_RELU:
+        for (int64_t j = 0; j < n; j++)
+            d[j] = g[j] * (T)(h[j] > 0);
+        break;
+    case ACT_LEAKY_RELU:
+        for (int64_t j = 0; j < n; j++)
+            d[j] = g[j] * (z[j] > 0 ? (T)1 : param);
+        break;
+    case ACT_SIGMOID:
+        for (int64_t j = 0; j < n; j++)
+            d[j] = g[j] * (h[j] * ((T)1 - h[j]));
+        break;
+    case ACT_TANH:
+        for (int64_t j = 0; j < n; j++)
+            d[j] = g[j] * ((T)1 - h[j] * h[j]);
+        break;
+    case ACT_ELU:
+        for (int64_t j = 0; j < n; j++)
+            d[j] = g[j] * (z[j] > 0 ? (T)1 : h[j] + param);
+        break;
+    case ACT_SOFTPLUS:
+        for (int64_t j = 0; j < n; j++) {
+            T e = EXP(-fabs(z[j]));
+            d[j] = g[j] * ((z[j] >= 0 ? (T)1 : e) / ((T)1 + e));
+        }
+        break;
+    case ACT_GELU:
+        for (int64_t j = 0; j < n; j++) {
+            T cdf = (T)0.5 * ((T)1 + ERF(z[j] * (T)0.70710678118654752440));
+            T pdf = EXP((T)-0.5 * z[j] * z[j]) * (T)0.39894228040143267794;
+            d[j] = g[j] * (cdf + z[j] * pdf);
+        }
+        break;
+    case ACT_SOFTMAX: {
+        T dot = 0;
+        for (int64_t j = 0; j < n; j++)
+            dot += g[j] * h[j];
+        for (int64_t j = 0; j < n; j++)
+            d[j] = (g[j] - dot) * h[j];
+        break;
+    }
+    default:
+        if (d != g)
+            memcpy(d, g, (size_t)n * sizeof(T));
+    }
+}
+
+
+/* Forward through every layer for the batch's m rows, xrows its rows of X; each layer's rows
+ * of a^l into arows + l * batch; uniforms: the dropout layers' draws, m x fan_out each. */
+static void F(forward)(Net *net, const T *const *xrows, int64_t m, const T *uniforms,
+                       const T **arows)
+{
+    const T *const *in = xrows;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        Layer *L = net->layers + l;
+        int64_t s = L->stride, k = L->fan_out;
+        T *z = L->z, *h = L->h, *a = L->a;
+        F(gemm)(0, m, s, in, 0, L->W, s, L->fan_in, L->b, z, s, 0); /* z = a W + b */
+        const T *u = 0;
+        T p = (T)L->dropout, scale = 0;
+        if (L->dropout > 0) {
+            u = uniforms;
+            uniforms += m * k;
+            scale = (T)(1.0 / (1.0 - L->dropout)); /* 0 or 1/(1 - p), as sample_masks */
+        }
+        const T **out = arows + l * net->batch;
+        for (int64_t r = 0; r < m; r++) {
+            T *hr = h + r * s, *ar = a + r * s;
+            F(activate)(L->act, (T)L->act_param, z + r * s, hr, k);
+            if (u) {
+                T *mr = (T *)L->mask + r * s;
+                const T *ur = u + r * k;
+                for (int64_t j = 0; j < k; j++) {
+                    mr[j] = (ur[j] >= p) * scale;
+                    ar[j] = hr[j] * mr[j];
+                }
+            } else if (ar != hr) {
+                memcpy(ar, hr, (size_t)k * sizeof(T));
+            }
+            if (L->residual) {
+                const T *prev = in[r];
+                for (int64_t j = 0; j < k; j++)
+                    ar[j] += prev[j];
+            }
+            out[r] = ar;
+        }
+        in = out;
+    }
+}
+
+/* The index of the first largest value, NaN counting as largest (numpy.argmax). */
+static int64_t F(argmax)(const T *x, int64_t k)
+{
+    int64_t best = 0;
+    for (int64_t j = 0; j < k; j++) {
+        if (x[j] != x[j])
+            return j;
+        if (x[j] > x[best])
+            best = j;
+    }
+    return best;
+}
+
+/* Loss.value's row c_i; the output error delta^L into the last layer's g (BP1, fused for
+ * softmax + cross-entropy and sigmoid + binary cross-entropy) before any row weight. */
+static double F(row_loss)(const Net *net, const Layer *L, int64_t r, const void *targets,
+                          int64_t row, T inv, T m)
+{
+    int64_t s = L->stride, k = L->fan_out;
+    const T *z = (const T *)L->z + r * s, *h = (const T *)L->h + r * s;
+    T *g = (T *)L->g + r * s;
+    double c = 0;
+    if (net->loss == LOSS_CROSS_ENTROPY) {
+        int64_t y = ((const int64_t *)targets)[row];
+        /* -log a_y, or from the logits where a_y is too small for its log to be accurate */
+        if (h[y] > (T)1e-30) {
+            c = -log((double)h[y]);
+        } else {
+            T top = z[0];
+            for (int64_t j = 1; j < k; j++)
+                top = z[j] > top ? z[j] : top;
+            double se = 0;
+            for (int64_t j = 0; j < k; j++)
+                se += exp((double)(z[j] - top));
+            c = log(se) - (double)(z[y] - top);
+        }
+        if (L->act == ACT_SOFTMAX) { /* (a - onehot(y)) / n */
+            for (int64_t j = 0; j < k; j++)
+                g[j] = (h[j] - (T)(j == y)) * inv;
+        } else {
+            for (int64_t j = 0; j < k; j++)
+                g[j] = 0;
+            T hy = h[y] > TINY ? h[y] : TINY;
+            g[y] = (T)-1.0 / (hy * m);
+        }
+        return c;
+    }
+    const T *y = (const T *)targets + row * k;
+    for (int64_t j = 0; j < k; j++) {
+        T d = h[j] - y[j], ad = d < 0 ? -d : d;
+        switch (net->loss) {
+        case LOSS_BINARY_CROSS_ENTROPY: /* from the logits, as binary_cross_entropy_with_logits */
+            c += (double)((z[j] > 0 ? z[j] : (T)0) - z[j] * y[j] + LOG1P(EXP(-fabs(z[j]))));
+            g[j] = d * inv; /* sigmoid' cancelled: (a - y) / (n k) */
+            break;
+        case LOSS_MSE:
+            c += (double)(d * d);
+            g[j] = d * (inv + inv);
+            break;
+        case LOSS_MAE:
+            c += (double)ad;
+            g[j] = (T)((d > 0) - (d < 0)) * inv;
+            if (d != d)
+                g[j] = d;
+            break;
+        default: { /* huber */
+            T delta = (T)net->huber_delta, q = ad < delta ? ad : delta;
+            c += (double)((T)0.5 * q * q + delta * (ad - q));
+            g[j] = (d < -delta ? -delta : (d > delta ? delta : d)) * inv;
+        }
+        }
+    }
+    return c / (double)k;
+}
+
+/* The batch's loss (a weighted mean with row weights w) into *value, delta^L into the last
+ * layer's g, and the counts of the record; returns the sum the record adds (value times the
+ * rows, or times the weights' sum). */
+static double F(output_error)(Net *net, const int64_t *idx, int64_t m, const void *targets,
+                              const T *w, double *value)
+{
+    Layer *L = net->layers + net->n_layers - 1;
+    int64_t s = L->stride, k = L->fan_out;
+    int fused = (net->loss == LOSS_CROSS_ENTROPY && L->act == ACT_SOFTMAX)
+                || (net->loss == LOSS_BINARY_CROSS_ENTROPY && L->act == ACT_SIGMOID);
+    T inv = (T)(1.0 / (double)(net->loss == LOSS_CROSS_ENTROPY ? m : m * k));
+    T wsum = 0;
+    if (w)
+        for (int64_t r = 0; r < m; r++)
+            wsum += w[idx[r]];
+    T wscale = w ? (T)m / wsum : (T)0;
+    double total = 0;
+    for (int64_t r = 0; r < m; r++) {
+        int64_t row = idx[r];
+        double c = F(row_loss)(net, L, r, targets, row, inv, (T)m);
+        T *g = (T *)L->g + r * s;
+        const T *h = (const T *)L->h + r * s;
+        if (!fused)
+            F(derive)(L->act, (T)L->act_param, (const T *)L->z + r * s, h, g, g, k);
+        if (w) {
+            T f = w[row] * wscale;
+            for (int64_t j = 0; j < k; j++)
+                g[j] *= f;
+            c *= (double)w[row];
+        }
+        total += c;
+        if (net->classify) {
+            int64_t want = net->loss == LOSS_CROSS_ENTROPY
+                               ? ((const int64_t *)targets)[row]
+                               : (int64_t)((const T *)targets)[row * k];
+            int64_t got = k == 1 ? (int64_t)(h[0] >= (T)0.5) : F(argmax)(h, k);
+            net->correct += got == want;
+        } else {
+            const T *y = (const T *)targets + row * k;
+            for (int64_t j = 0; j < k; j++) {
+                double e = (double)(y[j] - h[j]);
+                net->ss_res[j] += e * e;
+            }
+        }
+    }
+    *value = total / (w ? (double)wsum : (double)m);
+    return total;
+}
+
+/* Backward (BP2-BP4) from delta^L in the last layer's g: every layer's gradients, and the
+ * squares of each layer's gradient summed into sq[l]. */
+static void F(backward)(Net *net, const T *const *xrows, int64_t m, const T **arows,
+                        const T **drows, double *sq)
+{
+    for (int64_t l = net->n_layers - 1; l >= 0; l--) {
+        Layer *L = net->layers + l;
+        int64_t s = L->stride;
+        const T *delta = (l == net->n_layers - 1 || !(L->dropout > 0 || L->residual))
+                             ? (const T *)L->g
+                             : (const T *)L->d;
+        const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
+        sq[l] = 0;
+        F(gemm)(1, L->fan_in, s, in, 0, delta, s, m, 0, L->gW, s, sq + l); /* BP3 */
+        T *gb = L->gb;
+        for (int64_t j = 0; j < s; j++)
+            gb[j] = 0;
+        for (int64_t r = 0; r < m; r++) { /* BP4 */
+            const T *dr = delta + r * s;
+            for (int64_t j = 0; j < s; j++)
+                gb[j] += dr[j];
+        }
+        for (int64_t j = 0; j < s; j++)
+            sq[l] += (double)(gb[j] * gb[j]);
+        if (l == 0)
+            break;
+        Layer *P = L - 1;
+        int64_t ps = P->stride, k = P->fan_out;
+        for (int64_t r = 0; r < m; r++)
+            drows[r] = delta + r * s;
+        /* dC/da^(l-1) = delta^l W^l^T, through the transposed copy */
+        F(gemm)(0, m, ps, drows, 0, L->WT, ps, L->fan_out, 0, P->g, ps, 0);
+        for (int64_t r = 0; r < m; r++) {
+            T *g = (T *)P->g + r * ps;
+            if (L->residual) { /* the skip connection passes dC/da^l straight through */
+                const T *gl = (const T *)L->g + r * s;
+                for (int64_t j = 0; j < k; j++)
+                    g[j] += gl[j];
+            }
+            T *d = (P->dropout > 0 || P->residual) ? (T *)P->d + r * ps : g;
+            const T *gh = g;
+            if (P->dropout > 0) { /* dC/dsigma(z) = dC/da * mask */
+                const T *mr = (const T *)P->mask + r * ps;
+                for (int64_t j = 0; j < k; j++)
+                    d[j] = g[j] * mr[j];
+                gh = d;
+            }
+            F(derive)(P->act, (T)P->act_param, (const T *)P->z + r * ps,
+                      (const T *)P->h + r * ps, gh, d, k); /* BP2 */
+        }
+    }
+}
+
+/* Every layer's W^T copy (fan_out x the previous layer's stride) from W, after an update. */
+static void F(transpose)(Net *net)
+{
+    for (int64_t l = 1; l < net->n_layers; l++) {
+        Layer *L = net->layers + l;
+        int64_t K = L->fan_in, M = L->fan_out, s = L->stride, ts = (L - 1)->stride;
+        const T *W = L->W;
+        T *WT = L->WT;
+        for (int64_t i0 = 0; i0 < K; i0 += 8)
+            for (int64_t j0 = 0; j0 < M; j0 += 8)
+                for (int64_t i = i0; i < i0 + 8 && i < K; i++)
+                    for (int64_t j = j0; j < j0 + 8 && j < M; j++)
+                        WT[j * ts + i] = W[i * s + j];
+    }
+}
+
+/* The optimizer's step t + 1 over the packed buffers, its scalars computed as optimizers.py
+ * computes them (in double, then rounded to T), so that the update is its bits. */
+static void F(update)(Net *net)
+{
+    int64_t t = ++net->t;
+    T *p = net->params, *g = net->grads, *s0 = net->state0, *s1 = net->state1;
+    if (net->opt == OPT_SGD) {
+        F(sgd)(p, g, s0, net->n_params, (T)net->lr, (T)net->momentum,
+               (T)(1.0 - net->dampening), (T)net->weight_decay, t == 1, net->nesterov);
+        return;
+    }
+    int decoupled = net->opt == OPT_ADAMW;
+    double bias1 = 1.0 - pow(net->beta1, (double)t);
+    double bias2_sqrt = sqrt(1.0 - pow(net->beta2, (double)t));
+    F(adam)(p, g, s0, s1, net->n_params, (T)(1.0 - net->beta1), (T)(1.0 - net->beta2),
+            (T)net->beta2, (T)(1.0 / bias2_sqrt), (T)net->eps, (T)(net->lr / bias1),
+            (T)(decoupled ? 0.0 : net->weight_decay),
+            (T)(decoupled ? 1.0 - net->lr * net->weight_decay : 1.0));
+}
+
+/* Batches b0 .. b1 - 1 of an epoch: the batch b is rows order[b * batch ...] of X (n rows).
+ * Returns how many were done: fewer where a batch's loss or gradient was not finite (that
+ * batch is not applied; net->last_loss holds its loss). work: (n_layers + 2) x batch row
+ * pointers. */
+int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const int64_t *order,
+                 int64_t n, int64_t b0, int64_t b1, const T *uniforms, const T **work)
+{
+    int64_t bs = net->batch, per_row = 0, nl = net->n_layers;
+    for (int64_t l = 0; l < nl; l++)
+        if (net->layers[l].dropout > 0)
+            per_row += net->layers[l].fan_out;
+    const T **xrows = work, **arows = work + bs, **drows = work + (nl + 1) * bs;
+    double sq[nl];
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t *idx = order + b * bs;
+        int64_t m = n - b * bs < bs ? n - b * bs : bs;
+        for (int64_t r = 0; r < m; r++)
+            xrows[r] = X + idx[r] * net->n_features;
+        F(forward)(net, (const T *const *)xrows, m, uniforms, arows);
+        uniforms += m * per_row;
+        double value;
+        double total = F(output_error)(net, idx, m, targets, w, &value);
+        F(backward)(net, (const T *const *)xrows, m, arows, drows, sq);
+        double norm2 = 0;
+        for (int64_t l = 0; l < nl; l++)
+            norm2 += sq[l];
+        net->last_loss = value;
+        if (!isfinite(value) || !isfinite(norm2))
+            return b - b0;
+        net->loss_sum += total;
+        for (int64_t l = 0; l < nl; l++)
+            net->grad_sq[l] += sq[l];
+        T *g = net->grads;
+        if (net->clip_norm > 0) { /* torch.nn.utils.clip_grad_norm_ */
+            double coef = net->clip_norm / (sqrt(norm2) + 1e-6);
+            if (coef < 1.0) {
+                for (int64_t i = 0; i < net->n_params; i++)
+                    g[i] *= (T)coef;
+                net->clipped++;
+            }
+        }
+        if (net->clip_value > 0) {
+            T v = (T)net->clip_value;
+            for (int64_t i = 0; i < net->n_params; i++)
+                g[i] = g[i] < -v ? -v : (g[i] > v ? v : g[i]);
+        }
+        F(update)(net);
+        F(transpose)(net);
+    }
+    return b1 - b0;
+}
+
+#undef F
+#undef V
+#undef VL

@@ -1,0 +1,301 @@
+"""The fused training step (nn/fused.py, nn/_fused.c) against the NumPy path, the reference.
+
+The fused step sums its matrix products in another order than the BLAS, so the two paths
+agree to within rounding, not to the bit: after whole epochs, parameters within TOLERANCE
+(relative to the largest parameter) per dtype. Everything else is exact: the same seed gives
+the same bits every time, the dropout masks and the shuffling come from the same streams
+(a different mask or order would put the parameters far outside the tolerance).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backprop_cli.config import optimizer_defaults
+from backprop_cli.data import streams
+from backprop_cli.nn import Network, fast, get_loss, make_optimizer
+from backprop_cli.nn.fused import MAX_PRODUCT, FusedStep
+from backprop_cli.training import Trainer
+from backprop_cli.training.fused_epoch import plan
+
+pytestmark = pytest.mark.skipif(
+    fast.functions(np.dtype("float64"), "train") is None, reason="no compiled kernels here"
+)
+
+# max |fused - numpy| / max |numpy| over the parameters after the run
+TOLERANCE = {"float32": 2e-5, "float64": 1e-12}
+
+
+def _data(task: str, n: int, f: int, k: int, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f)).astype(dtype)
+    if task == "labels":
+        return X, rng.integers(0, k, n)
+    if task == "binary":
+        return X, (X[:, :1] + 0.3 * rng.normal(size=(n, 1)) > 0).astype(dtype)
+    return X, (X[:, :k] * 0.5 + 0.1 * rng.normal(size=(n, k))).astype(dtype)
+
+
+def _trainer(case: dict, dtype, fused: bool, epochs: int = 3) -> Trainer:
+    c = {
+        "hidden": ["relu", "relu"],
+        "out": "softmax",
+        "loss": "cross_entropy",
+        "opt": ("adam", {}),
+        "batch": 16,
+        "data": "labels",
+        "k": 4,
+        **case,
+    }
+    X, y = _data(c["data"], 203, 6, c["k"], dtype)
+    width = 8
+    sizes = [6] + [width] * len(c["hidden"]) + [c["k"]]
+    net = Network(
+        sizes,
+        [*c["hidden"], c["out"]],
+        dtype=dtype,
+        dropout=c.get("dropout"),
+        residual=c.get("residual"),
+    )
+    net.init("he", np.random.default_rng(1))
+    name, hyper = c["opt"]
+    hyper = optimizer_defaults(name) | {"lr": 0.01} | hyper
+    opt = make_optimizer(name, net.params, net.grads, **hyper)
+    w = np.random.default_rng(2).uniform(0.2, 2.0, len(X)) if c.get("weights") else None
+    task = "regression" if c["data"] == "values" else "classification"
+    return Trainer(
+        net,
+        opt,
+        get_loss(c["loss"]),
+        X,
+        y,
+        w=w,
+        task=task,
+        epochs=epochs,
+        batch_size=c["batch"],
+        shuffle=True,
+        rngs=streams(7),
+        clip_grad_norm=c.get("clip_norm"),
+        clip_grad_value=c.get("clip_value"),
+        fused=fused,
+    )
+
+
+CASES = {
+    "relu softmax adam": {},
+    "sigmoid tanh sgd": {"hidden": ["sigmoid", "tanh"], "opt": ("sgd", {"lr": 0.1})},
+    "leaky elu nesterov": {
+        "hidden": ["leaky_relu", "elu"],
+        "opt": ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    },
+    "softplus gelu adamw": {"hidden": ["softplus", "gelu"], "opt": ("adamw", {})},
+    "identity hidden, adam decay": {
+        "hidden": ["identity", "relu"],
+        "opt": ("adam", {"weight_decay": 1e-2}),
+    },
+    "sgd dampening": {"opt": ("sgd", {"momentum": 0.5, "dampening": 0.3})},
+    "batch 1": {"batch": 1},
+    "batch 7 (short last batch)": {"batch": 7},
+    "full batch": {"batch": 203},
+    "row weights": {"weights": True},
+    "dropout": {"dropout": [0.3, 0.5, 0.0]},
+    "residual": {"residual": [False, True, False]},
+    "dropout and residual": {"dropout": [0.2, 0.4, 0.0], "residual": [False, True, False]},
+    "clip norm": {"clip_norm": 0.05},
+    "clip value": {"clip_value": 0.01},
+    "binary cross-entropy": {"out": "sigmoid", "loss": "binary_cross_entropy", "k": 1},
+    "binary, weighted": {
+        "out": "sigmoid",
+        "loss": "binary_cross_entropy",
+        "k": 1,
+        "data": "binary",
+        "weights": True,
+    },
+    "cross-entropy on sigmoid outputs": {"out": "sigmoid"},
+    "mse": {"out": "identity", "loss": "mse", "data": "values", "k": 3},
+    "mae": {"out": "identity", "loss": "mae", "data": "values", "k": 2},
+    "huber, tanh out": {"out": "tanh", "loss": "huber", "data": "values", "k": 2},
+    "mse, weighted": {"out": "identity", "loss": "mse", "data": "values", "weights": True},
+}
+CASES["binary cross-entropy"]["data"] = "binary"
+
+
+def _run(trainer: Trainer) -> list[dict]:
+    return list(trainer.run())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_the_fused_step_trains_as_the_numpy_path(case, dtype):
+    fused, ref = _trainer(case, dtype, True), _trainer(case, dtype, False)
+    assert (fused.plan.path, ref.plan.path) == ("fused", "numpy"), fused.plan.why
+    rows, ref_rows = _run(fused), _run(ref)
+    scale = np.abs(ref.net.params).max()
+    error = np.abs(fused.net.params - ref.net.params).max() / scale
+    assert error < TOLERANCE[dtype]
+    assert error > 0 or dtype == "float64"  # a float32 run really took the other path
+    assert fused.opt.t == ref.opt.t
+    for k, v in ref.opt.state.items():
+        np.testing.assert_allclose(fused.opt.state[k], v, rtol=0, atol=scale * 1e3)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    for row, want in zip(rows, ref_rows, strict=True):
+        for key in ("train_loss", "train_accuracy", "train_r2", "grad_norm_layer0"):
+            if key in want:
+                assert row[key] == pytest.approx(want[key], rel=tol, abs=tol), key
+        if "clipped_batches" in want:
+            assert row["clipped_batches"] == want["clipped_batches"] > 0
+
+
+def test_the_same_seed_gives_the_same_bits():
+    case = {"dropout": [0.3, 0.5, 0.0], "batch": 5}
+    a, b = _trainer(case, "float32", True), _trainer(case, "float32", True)
+    _run(a), _run(b)
+    np.testing.assert_array_equal(a.net.params, b.net.params)
+    for k in a.opt.state:
+        np.testing.assert_array_equal(a.opt.state[k], b.opt.state[k])
+
+
+def test_the_dropout_masks_are_the_numpy_paths():
+    """With another stream (or another order of draws) the masks differ, and so does every
+    parameter: the fused run matches the NumPy run, not one with other masks."""
+    case = {"dropout": [0.5, 0.5, 0.0], "batch": 9}
+    fused, ref = _trainer(case, "float64", True), _trainer(case, "float64", False)
+    other = _trainer(case, "float64", False)
+    other.rngs["dropout"] = np.random.default_rng(99)
+    _run(fused), _run(ref), _run(other)
+    assert np.abs(fused.net.params - ref.net.params).max() < 1e-12
+    assert np.abs(other.net.params - ref.net.params).max() > 1e-3
+
+
+def _loss_at(net: Network, loss, X, y, w) -> float:
+    return net.evaluate(X, y, loss, w=w)[0]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {},
+        {"hidden": ["tanh", "gelu"], "weights": True},
+        {"residual": [False, True, False], "hidden": ["elu", "softplus"]},
+        {"out": "sigmoid", "loss": "binary_cross_entropy", "k": 1, "data": "binary"},
+        {"out": "identity", "loss": "huber", "data": "values", "k": 2, "weights": True},
+        {"out": "sigmoid", "loss": "mse", "data": "values", "k": 3},
+    ],
+    ids=["softmax ce", "tanh gelu weighted", "residual", "bce", "huber weighted", "mse"],
+)
+def test_the_fused_gradient_equals_central_differences(case):
+    """One batch through the fused step with SGD at lr 0 (nothing moves): its gradient,
+    against float64 central differences of the loss."""
+    tr = _trainer({**case, "opt": ("sgd", {"lr": 0.0}), "batch": 203}, "float64", True, 1)
+    assert tr.plan.path == "fused"
+    before = tr.net.params.copy()
+    _run(tr)
+    np.testing.assert_array_equal(tr.net.params, before)
+    grads = tr.net.grads.copy()
+    X, y, w, net = tr.X, tr.y, tr.w, tr.net
+    numeric = np.empty_like(grads)
+    h = 1e-6
+    for i in range(net.params.size):
+        keep = net.params[i]
+        net.params[i] = keep + h
+        up = _loss_at(net, tr.loss, X, y, w)
+        net.params[i] = keep - h
+        down = _loss_at(net, tr.loss, X, y, w)
+        net.params[i] = keep
+        numeric[i] = (up - down) / (2 * h)
+    np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "case, why",
+    [
+        ({"opt": ("rmsprop", {})}, "rmsprop has no compiled update"),
+        ({"opt": ("adam", {"amsgrad": True})}, "adam has no compiled update"),
+        ({"hidden": ["softmax", "relu"]}, "layer 0: no fused softmax"),
+    ],
+)
+def test_what_the_fused_step_has_not_takes_the_numpy_path(case, why):
+    tr = _trainer(case, "float32", None)
+    assert tr.plan.path == "numpy" and why in tr.plan.why
+
+
+def test_large_products_take_the_numpy_path():
+    net = Network([784, 512, 512, 10], ["relu", "relu", "softmax"])
+    opt = make_optimizer("adam", net.params, net.grads, **optimizer_defaults("adam"))
+    X, y = np.zeros((256, 784), np.float32), np.zeros(256, np.int64)
+    p = plan(net, get_loss("cross_entropy"), opt, 128, "classification", (X, y, None))
+    assert p.path == "numpy" and f"> {MAX_PRODUCT:,}" in p.why
+
+
+def test_backprop_fused_0_asks_for_the_numpy_path(monkeypatch):
+    monkeypatch.setenv("BACKPROP_FUSED", "0")
+    tr = _trainer({}, "float32", None)
+    assert tr.plan.path == "numpy" and "BACKPROP_FUSED=0" in tr.plan.why
+    monkeypatch.setenv("BACKPROP_FUSED", "1")
+    assert _trainer({}, "float32", None).plan.path == "fused"
+
+
+def test_store_and_load_round_trip_the_state():
+    """The packed copies (rows padded to whole vectors) give back exactly what they took."""
+    tr = _trainer({"opt": ("adam", {})}, "float32", True)
+    net, opt = tr.net, tr.opt
+    rng = np.random.default_rng(3)
+    for buf in (net.params, net.grads, *opt.state.values()):
+        buf[:] = rng.normal(size=buf.size)
+    opt.t = 17
+    want = [b.copy() for b in (net.params, net.grads, *opt.state.values())]
+    step: FusedStep = tr.plan.step
+    step.load()
+    used = [opt.state["exp_avg"], opt.state["exp_avg_sq"]]  # not amsgrad's max_exp_avg_sq
+    for buf in (net.params, net.grads, *used):
+        buf[:] = 0
+    opt.t = 0
+    step.store()
+    for got, w in zip((net.params, net.grads, *used), want, strict=False):
+        np.testing.assert_array_equal(got, w)
+    assert opt.t == 17
+
+
+def test_a_diverging_run_stops_at_the_same_batch_either_way():
+    case = {"opt": ("sgd", {"lr": 1e6}), "out": "identity", "loss": "mse", "data": "values"}
+    errors = []
+    for fused in (True, False):
+        tr = _trainer(case, "float32", fused)
+        with pytest.raises(Exception) as e:
+            _run(tr)
+        errors.append(str(e.value).split(": the loss is")[0])
+    assert errors[0] == errors[1] and "diverged at epoch" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "config",
+    sorted(p.name for p in (Path(__file__).parent.parent / "configs").glob("*.yaml")),
+)
+def test_every_config_trains_to_the_same_metrics_either_way(capsys, monkeypatch, config):
+    """Whole runs, fused (where the config takes it) and NumPy: the same losses to within
+    rounding noise and accuracy or R^2 to a row or two (rank metrics such as ROC-AUC of a
+    network that has not learned, vanishing-sigmoid.yaml's, move more), and summary.json says
+    which path each took."""
+    from .conftest import CONFIGS, run_cli
+
+    for flag, out in (("1", "fused"), ("0", "numpy")):
+        monkeypatch.setenv("BACKPROP_FUSED", flag)
+        argv = ["train", CONFIGS / config, "-q", "--out", out, "--set", "training.epochs=4"]
+        assert run_cli(capsys, *argv)[0] in (0, 3)
+    summary = {d: json.loads(Path(d, "summary.json").read_text()) for d in ("fused", "numpy")}
+    assert summary["numpy"]["training_step"]["path"] == "numpy"
+    step = summary["fused"]["training_step"]
+    assert step["path"] == "fused" or step["why"].startswith("rmsprop has no compiled update")
+    for key in ("final", "test"):
+        want, got = summary["numpy"].get(key) or {}, summary["fused"].get(key) or {}
+        for k, v in want.items():
+            if v is None or isinstance(v, (int, str)):
+                assert got[k] == v, (key, k)
+            elif k.endswith("loss"):
+                assert got[k] == pytest.approx(v, rel=1e-3, abs=1e-5), (key, k)
+            elif k.endswith(("accuracy", "r2")):
+                assert got[k] == pytest.approx(v, abs=0.01), (key, k)
