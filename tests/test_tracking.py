@@ -1,8 +1,9 @@
 """Tracking in MLflow (the mlflow extra): what a run logs is read back through MlflowClient
 from a real local store and compared with the run directory, the source of truth: params
 with config.yaml, each metric's history with metrics.csv, artifacts byte for byte, tags with
-summary.json. A tracker that fails is one warning, and the run's files and exit code are as
-without it. Without MLflow, --mlflow is one error line before training."""
+summary.json. A sweep is a parent run with a nested run per trial. A tracker that fails is
+one warning, and the run's files and exit code are as without it. Without MLflow, --mlflow
+is one error line before training."""
 
 from __future__ import annotations
 
@@ -184,6 +185,36 @@ def test_a_resumed_run_is_a_new_mlflow_run_of_every_epoch(capsys, tmp_path, trac
     check_run_against_its_directory(tracking, second, tmp_path / "r", **params)
 
 
+@needs_store
+def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(capsys, tmp_path, tracking, request):
+    (tmp_path / "grid.yaml").write_text(
+        f"base: {IRIS}\nset: {{training.epochs: 3}}\n"
+        "grid:\n  optimizer.lr: [0.1, 0.01]\nmetric: val_loss\n"
+    )
+    code, out, err = run_cli(
+        capsys, "sweep", "grid.yaml", "-o", "sw", "-j", "2", "--mlflow", "--json"
+    )
+    assert code == 0, err
+    runs = runs_of(tracking, request.node.name)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.run_name)
+    assert [c.info.run_name for c in children] == ["trial-000", "trial-001"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        check_run_against_its_directory(tracking, child, tmp_path / "sw" / child.info.run_name)
+    tags = parent.data.tags
+    assert tags["backprop.sweep_file"] == str(tmp_path / "grid.yaml")
+    assert tags["backprop.metric"] == "val_loss" and parent.info.status == "FINISHED"
+    summary = json_lines(out)[-1]
+    assert tags["backprop.best_trial"] == summary["best"]["trial"]
+    assert parent.data.metrics["best_val_loss"] == summary["best"]["score"]
+    assert {a.path for a in tracking.list_artifacts(parent.info.run_id)} == {
+        "sweep.yaml",
+        "sweep_summary.csv",
+    }
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -274,6 +305,10 @@ def test_without_the_extra_mlflow_is_one_error_line_before_training(capsys, monk
     assert code == 2
     assert err == "error: --mlflow needs the mlflow package: pip install 'backprop-cli[mlflow]'\n"
     assert not Path("r").exists()  # refused before training, not after it
+    Path("grid.yaml").write_text(f"base: {IRIS}\ngrid: {{optimizer.lr: [0.1]}}\n")
+    code, _, err = run_cli(capsys, "sweep", "grid.yaml", "-o", "sw", "--mlflow")
+    assert code == 2 and err.count("\n") == 1 and "backprop-cli[mlflow]" in err
+    assert not Path("sw").exists()
 
 
 def test_without_the_extra_the_variable_is_one_warning(capsys, monkeypatch):
