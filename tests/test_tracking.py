@@ -3,7 +3,7 @@ from a real local store and compared with the run directory, the source of truth
 with config.yaml, each metric's history with metrics.csv, artifacts byte for byte, tags with
 summary.json. A sweep is a parent run with a nested run per trial. A tracker that fails is
 one warning, and the run's files and exit code are as without it. Without MLflow, --mlflow
-is one error line before training."""
+is one error line before training. And the DVC example names only files a run writes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import importlib.util
 import json
 import math
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -363,3 +365,78 @@ def test_nan_cells_are_left_out_of_the_metrics():
 
     record = {"epoch": 3, "train_loss": 0.5, "val_loss": math.nan, "lr": 0.1, "warnings": ["x"]}
     assert metric_values(record) == {"train_loss": 0.5, "lr": 0.1}
+
+
+# ---------------------------------------------------------------------------- DVC
+
+DVC_EXAMPLE = ROOT / "examples" / "dvc" / "dvc.yaml"
+
+
+def dvc_stage() -> tuple[dict, list[str], str]:
+    """The example's stage, its backprop command (split) and the run directory it trains into."""
+    stage = yaml.safe_load(DVC_EXAMPLE.read_text())["stages"]["train"]
+    clear, train = stage["cmd"]
+    cmd = shlex.split(train)
+    out = cmd[cmd.index("--out") + 1]
+    assert shlex.split(clear) == ["rm", "-rf", out]  # a new run each time: never runs/iris-2
+    return stage, cmd, out
+
+
+def declared(entries: list) -> list[str]:
+    """The paths of a stage's outs, metrics or plots (a path, or a path with options)."""
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+
+def test_the_dvc_example_names_the_files_a_run_writes(capsys, tmp_path):
+    """The example's stage, run as its command says (into tmp_path): it declares exactly the
+    files the run writes, its deps exist, and its plot's columns are metrics.csv's. When the
+    run directory changes, this fails until the example does too."""
+    stage, cmd, out = dvc_stage()
+    assert (DVC_EXAMPLE.parent / stage["wdir"]).resolve() == ROOT
+    assert cmd[:2] == ["backprop", "train"] and cmd[2] in stage["deps"]
+    assert all((ROOT / dep).exists() for dep in stage["deps"])
+    args = [ROOT / a if a == cmd[2] else tmp_path / a if a == out else a for a in cmd[1:]]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    paths = declared(stage["outs"]) + declared(stage["metrics"]) + declared(stage["plots"])
+    written = [f"{out}/{p.name}" for p in (tmp_path / out).iterdir() if not p.name.startswith(".")]
+    assert sorted(paths) == sorted(written)
+    (plot,) = stage["plots"]
+    (options,) = plot.values()
+    with open(tmp_path / declared(stage["plots"])[0], newline="") as f:
+        header = next(csv.reader(f))
+    assert options["x"] == "epoch" and options["y"] in header
+    (summary,) = declared(stage["metrics"])
+    assert json.loads((tmp_path / summary).read_text())["stop_reason"] == "completed"
+
+
+@pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc is not installed (no dependency)")
+def test_dvc_repro_runs_the_example(tmp_path):
+    """The example in a repository of its own: dvc repro trains, dvc metrics show reads the
+    summary, and a second repro with nothing changed trains nothing."""
+    repo = tmp_path / "repo"
+    stage, cmd, out = dvc_stage()
+    for rel in [*stage["deps"], str(DVC_EXAMPLE.relative_to(ROOT))]:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, repo / rel)
+    shim = tmp_path / "bin" / "backprop"  # `backprop` on PATH: this checkout's, this Python's
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m backprop_cli "$@"\n')
+    shim.chmod(0o755)
+    env = dict(os.environ, PATH=f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    env |= {"PYTHONPATH": str(ROOT), "DVC_NO_ANALYTICS": "1"}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("dvc", "repro", str(DVC_EXAMPLE.relative_to(ROOT)))
+    summary = json.loads((repo / out / "summary.json").read_text())
+    shown = json.loads(run("dvc", "metrics", "show", "--json"))
+    assert str(summary["test"]["accuracy"]) in json.dumps(shown)
+    again = run("dvc", "repro", str(DVC_EXAMPLE.relative_to(ROOT)))
+    assert "didn't change" in again and not (repo / f"{out}-2").exists()
+    assert json.loads((repo / out / "summary.json").read_text()) == summary
