@@ -217,6 +217,35 @@ def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(capsys, tmp_path, t
     }
 
 
+@needs_store
+def test_the_mlflow_status_follows_how_the_run_stopped(capsys, tmp_path, tracking, request):
+    """Interrupted: KILLED, with the saved epochs and files; diverged: FAILED (exit 3)."""
+    from backprop_cli.config import load_config
+    from backprop_cli.training import Run
+    from backprop_cli.training.tracking import Target, tracked
+
+    run = Run(load_config(IRIS, ["training.epochs=10"]), str(IRIS), out="stopped")
+    run.start()
+    with pytest.raises(KeyboardInterrupt), tracked(run, Target()) as tracker:
+        for record in run.epochs(should_stop=lambda: len(run.rows) >= 3):
+            tracker.epoch(record)
+    code, _, err = run_cli(
+        capsys,
+        *("train", CONFIGS / "regression.yaml", "-o", "diverged", "-q", "--mlflow"),
+        *("--set", "optimizer=sgd", "--set", "optimizer.lr=1000"),
+    )
+    assert code == 3 and err.startswith("error: training diverged") and err.count("\n") == 1
+    stopped, diverged = runs_of(tracking, request.node.name)
+    assert stopped.info.status == "KILLED"
+    check_run_against_its_directory(tracking, stopped, tmp_path / "stopped")
+    assert stopped.data.tags["backprop.stop_reason"] == "interrupted"
+    assert len(tracking.get_metric_history(stopped.info.run_id, "train_loss")) == 3
+    assert diverged.info.status == "FAILED"
+    assert diverged.data.tags["backprop.stop_reason"] == "diverged"
+    logged = {a.path for a in tracking.list_artifacts(diverged.info.run_id)}
+    assert logged == {"config.yaml", "summary.json", "weights.npz"}  # no epoch completed
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -222,6 +222,7 @@ class RunTracker(Tracker):
         super().__init__(target, warn)
         self._pending: list = []
         self._sent_at = time.monotonic()
+        self._epoch = 0  # the last epoch queued
         self._extra: list[Path] = []
 
     def start(self, run) -> None:
@@ -247,13 +248,15 @@ class RunTracker(Tracker):
             self.epoch(record)
 
     def epoch(self, record: dict) -> None:
-        """Queue an epoch's metrics; send the queue when FLUSH_S have passed since the last."""
-        if not self.active:
+        """Queue an epoch's metrics (once: an epoch already queued is skipped); send the queue
+        when FLUSH_S have passed since the last."""
+        step = int(record["epoch"])
+        if not self.active or step <= self._epoch:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        step = int(record["epoch"])
+        self._epoch = step
         self._pending += [Metric(k, v, now, step) for k, v in metric_values(record).items()]
         if time.monotonic() - self._sent_at >= FLUSH_S:
             self._send()
@@ -275,6 +278,8 @@ class RunTracker(Tracker):
             return
         from mlflow.entities import Metric
 
+        for record in run.rows:  # an interrupt saves its epoch without yielding it
+            self.epoch(record)
         self._send()
         summary = run.summary_data or {}
         now, step = int(time.time() * 1000), len(run.rows)
