@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, QuietOpt, app
+from .app import JsonOpt, MlflowOpt, QuietOpt, app, tracking_warning
 
 SweepArg = Annotated[
     Path,
@@ -67,12 +67,15 @@ def sweep(
     dask_local: DaskLocalOpt = None,
     fail_fast: FailFastOpt = False,
     resume: ResumeOpt = False,
+    mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train many configs: a base config with a grid and/or random draws of keys; one run per trial."""
     from .. import sweep as sw
+    from ..sweep.tracking import tracked_sweep
     from ..training import interrupt_on_signals
+    from ..training.tracking import choose
     from . import console
     from .sweep_view import render_end, render_run
 
@@ -82,6 +85,9 @@ def sweep(
 
         raise ConfigError(f"--out: expected a directory path (got {out!r})")
     mode = console.choose_mode(json_out, quiet)
+    track, warning = choose(mlflow)  # MLflow missing with --mlflow: an error, before anything
+    if warning:
+        tracking_warning(warning)
     # Every trial's config is checked, and the backend opened, before anything is created.
     with sw.open_sweep(
         sweep_file,
@@ -98,7 +104,8 @@ def sweep(
             render_end(summary, mode, runner.sweep)
         else:
             interrupt_on_signals()  # a first Ctrl-C or SIGTERM stops the sweep; a second kills it
-            summary = render_run(runner, mode)
+            with tracked_sweep(runner, track, tracking_warning):  # each trial nested in one run
+                summary = render_run(runner, mode)
     _exit_code(summary, runner.dir, _again(workers, scheduler, dask_local, fail_fast))
 
 

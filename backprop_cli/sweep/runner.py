@@ -154,6 +154,7 @@ class SweepRunner:
         self.stopping = False
         self.t0 = time.perf_counter()
         self._written_at, self._dirty = -math.inf, False
+        self.tracking: dict | None = None  # where trials log to MLflow (sweep.tracking sets it)
 
     def use_dir(self, sweep_dir: Path) -> None:
         """The sweep's directory (a new sweep's is known once it is created)."""
@@ -223,6 +224,7 @@ class SweepRunner:
             "resume": ts.resume,
             "stop_file": self.stop_file,
             "threads": self.backend.threads,
+            "mlflow": self.tracking,
         }
 
     # -- running

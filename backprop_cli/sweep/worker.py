@@ -96,18 +96,21 @@ def _train(task: dict, result: dict):
         try:
             from ..config import validate_config
             from ..training import Run
+            from ..training.tracking import Target, tracked
 
             config = copy.deepcopy(task["config"])
             config["output"]["dir"] = task["dir"]
             cfg = validate_config(config, task["source"])
             d = Path(task["dir"])
+            mlflow = Target(**task["mlflow"]) if task.get("mlflow") else None
             run = Run(cfg, task["source"], out=str(d), resume=task["resume"], in_place=True)
             if watch.seen:  # stopped before it began: nothing of it to report
                 result["status"] = "pending" if not task["resume"] else "interrupted"
                 return None
             run.start()
-            for _ in run.epochs(should_stop=lambda: watch.seen):
-                pass
+            with tracked(run, mlflow, lambda w: result.update(tracking_warning=w)) as tracker:
+                for record in run.epochs(should_stop=lambda: watch.seen):
+                    tracker.epoch(record)
             result["status"] = run.stop_reason
         except KeyboardInterrupt:  # the stop file, through the trainer's should_stop
             result["status"] = "interrupted"
@@ -129,7 +132,8 @@ def run_trial(task: dict) -> dict:
     (epoch, losses, accuracy or R^2 and time of each epoch), summary (summary.json's), wall_s.
 
     ``task``: trial, config (resolved), source, dir (absolute), resume (continue from the
-    checkpoint), stop_file, threads.
+    checkpoint), stop_file, threads, mlflow (a tracking.Target as a dict, or None: where the
+    trial's run is tracked, nested under the sweep's).
     """
     if "numpy" not in sys.modules:
         limit_threads(int(task.get("threads") or 1))
