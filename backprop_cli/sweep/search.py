@@ -178,8 +178,9 @@ class Reporter:
         self.trial = optuna.trial.Trial(study, task["trial_id"])
         self.metric = task["metric"]
 
-    def should_prune(self, record: dict) -> bool:
-        """Report the epoch's metric; True when the pruner says the trial should stop."""
+    def should_prune(self, record: dict, last: bool = False) -> bool:
+        """Report the epoch's metric; True when the pruner says the trial should stop. After
+        its ``last`` epoch a trial is complete: the pruner is not asked."""
         value = record.get(self.metric)
         if value is None:
             return False
@@ -188,4 +189,4 @@ class Reporter:
             # keeps the first value, which is the same, and warns
             warnings.simplefilter("ignore")
             self.trial.report(float(value), int(record["epoch"]))
-        return self.trial.should_prune()
+        return not last and self.trial.should_prune()

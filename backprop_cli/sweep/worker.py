@@ -128,7 +128,7 @@ def _train(task: dict, result: dict):
             run.start()
             epochs = run.epochs(should_stop=lambda: watch.seen)
             for record in epochs:
-                if pruner is not None and pruner.should_prune(record):
+                if pruner is not None and pruner.should_prune(record, last=run.trainer.done):
                     _pruned(run)
                     break
             epochs.close()  # after a prune: the run's lock released, as at its end
