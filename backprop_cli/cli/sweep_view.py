@@ -8,6 +8,13 @@ import math
 
 MAX_TABLE_ROWS = 20
 FINISHED = ("completed", "early_stopping", "pruned", "diverged", "failed")
+STATE_STYLE = {
+    "diverged": "red",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "pruned": "dim",
+}
 
 
 def render_run(runner, mode: str) -> dict:
@@ -209,7 +216,8 @@ class _Renderer:
             shown.add(s["trial"])
         rows = [s for s in states if s["trial"] in shown][: MAX_TABLE_ROWS + len(running)]
         caption = (
-            f"{len(done)}/{len(states)} done, {len(running)} running, {len(failed)} failed"
+            f"{len(done)}/{getattr(self.runner, 'budget', len(states))} done, "
+            f"{len(running)} running, {len(failed)} failed"
             + (f"; best {best['trial']} {metric} {fmt(best['score'])}" if best else "")
             + (f"; {len(states) - len(rows)} more not shown" if len(rows) < len(states) else "")
         )
@@ -227,13 +235,6 @@ class _Renderer:
             t.add_column(text(k), justify="right")
         for c in ("state", "epoch", f"best {metric}", "time"):
             t.add_column(c, justify="left" if c == "state" else "right")
-        style = {
-            "diverged": "red",
-            "failed": "red",
-            "interrupted": "yellow",
-            "running": "cyan",
-            "pruned": "dim",
-        }
         for s in rows:
             epoch = f"{s['epoch']}/{s['epochs']}" if "epoch" in s else ""
             secs = s.get("elapsed_s", s.get("time_s"))
@@ -246,7 +247,7 @@ class _Renderer:
                 f"{secs:.1f}s" if secs is not None else "",
                 style="bold green"
                 if best and s["trial"] == best["trial"]
-                else style.get(s["state"]),
+                else STATE_STYLE.get(s["state"]),
             )
         return t
 

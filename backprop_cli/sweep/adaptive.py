@@ -16,9 +16,11 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
+from pathlib import Path
 
 from ..errors import ConfigError
-from .plan import Trial, search_trial
+from .backends import Backend
+from .plan import Sweep, Trial, search_trial
 from .results import FAILED, PRUNED, SUCCEEDED, TrialState, read_errors, result_from_dir
 from .runner import SUMMARY_FILE, SweepRunner
 from .search import STUDY_FILE, open_study, require_optuna, space_of, tell
@@ -28,7 +30,15 @@ class SearchRunner(SweepRunner):
     """Runs a search; its states are the study's trials, in their order (``trial-NNN`` is
     Optuna's trial number NNN)."""
 
-    def __init__(self, sweep, sweep_dir, backend, *, resume=False, fail_fast=False):
+    def __init__(
+        self,
+        sweep: Sweep,
+        sweep_dir: Path,
+        backend: Backend | None,
+        *,
+        resume: bool = False,
+        fail_fast: bool = False,
+    ):
         super().__init__(sweep, sweep_dir, backend, resume=resume, fail_fast=fail_fast)
         self.search = sweep.search
         self.space = space_of(sweep)
