@@ -102,7 +102,7 @@ def make_sampler(search: dict, space: Space, asked: int):
     if search["sampler"] == "random":
         return samplers.RandomSampler(seed=seed + asked)
     with warnings.catch_warnings():  # constant_liar was experimental before Optuna 4
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", require_optuna().exceptions.ExperimentalWarning)
         return samplers.TPESampler(seed=seed + asked, constant_liar=True)
 
 
@@ -122,7 +122,9 @@ def storage(sweep_dir: str | Path):
     except ImportError:  # optuna < 4.0 names it JournalFileStorage
         from optuna.storages import JournalFileStorage as JournalFileBackend
     path = str(Path(sweep_dir) / STUDY_FILE)
-    return optuna.storages.JournalStorage(JournalFileBackend(path))
+    with warnings.catch_warnings():  # JournalStorage was experimental before Optuna 4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
 
 
 def open_study(sweep_dir: str | Path, search: dict, space: Space):
