@@ -71,7 +71,8 @@ def sweep(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train many configs: a base config with a grid and/or random draws of keys; one run per trial."""
+    """Train many configs: a base config with a grid and/or random draws of keys, or an Optuna
+    search of them (search:); one run per trial."""
     from .. import sweep as sw
     from ..sweep.tracking import tracked_sweep
     from ..training import interrupt_on_signals
@@ -98,7 +99,7 @@ def sweep(
         scheduler=scheduler,
         dask_local=dask_local,
     ) as runner:
-        if not runner.to_run:
+        if not runner.remaining:
             console.note(f"{runner.dir}: nothing to resume: every trial has finished", mode)
             summary = runner.summary()
             render_end(summary, mode, runner.sweep)
@@ -147,11 +148,12 @@ def _again(
 
 
 def _exit_code(summary: dict, sweep_dir: Path, again: str) -> None:
-    """0: every trial succeeded; 1: some failed; 130: interrupted (with the resume command)."""
+    """0: every trial succeeded (or was pruned); 1: some failed; 130: interrupted (with the
+    resume command)."""
     from ..errors import CheckFailed, Interrupted
 
     if summary["stopped"]:
-        done = summary["succeeded"] + summary["failed"]
+        done = summary["succeeded"] + summary["pruned"] + summary["failed"]
         stopped = (
             f", {summary['interrupted']} stopped with their completed epochs saved"
             if summary["interrupted"]
