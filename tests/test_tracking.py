@@ -469,3 +469,29 @@ def test_dvc_repro_runs_the_example(tmp_path):
     again = run("dvc", "repro", str(DVC_EXAMPLE.relative_to(ROOT)))
     assert "didn't change" in again and not (repo / f"{out}-2").exists()
     assert json.loads((repo / out / "summary.json").read_text()) == summary
+
+
+@needs_store
+def test_a_search_sweep_tracks_its_pruned_trials_as_finished(capsys, tmp_path, tracking, request):
+    """An Optuna search (issue 17's two halves together): each trial a nested run; a trial the
+    pruner stopped is FINISHED (stopped on purpose, not failed), tagged pruned, and holds
+    exactly the epochs in its metrics.csv."""
+    pytest.importorskip("optuna", reason="the search extra (optuna) is not installed")
+    (tmp_path / "s.yaml").write_text(
+        f"base: {IRIS}\nset: {{training.epochs: 12, training.batch_size: 16}}\n"
+        "random:\n  keys:\n    optimizer.lr: {log_uniform: [1.0e-5, 1.0]}\n"
+        "search: {trials: 8, pruner: median, seed: 0}\noutput: {dir: sw}\n"
+    )
+    code, _, err = run_cli(capsys, "sweep", "s.yaml", "--workers", "2", "--mlflow")
+    assert code == 0, err
+    runs = runs_of(tracking, request.node.name)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 8
+    rows = {r["trial"]: r for r in csv.DictReader(open(tmp_path / "sw" / "sweep_summary.csv"))}
+    pruned = [c for c in children if rows[c.info.run_name]["status"] == "pruned"]
+    assert pruned  # the median pruner stopped some
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["backprop.stop_reason"] == rows[child.info.run_name]["status"]
+        check_run_against_its_directory(tracking, child, tmp_path / "sw" / child.info.run_name)

@@ -30,7 +30,7 @@ def tracked_sweep(
 ) -> Iterator[Tracker | None]:
     """While the block runs the sweep, its trials are tracked under a parent run (``track``;
     nothing happens when False, or when no trial is to run). The parent ends with the block."""
-    if not track or not runner.to_run:
+    if not track or not runner.remaining:  # a search asks for its trials as it goes
         yield None
         return
     tracker = Tracker(Target(), warn)
@@ -41,7 +41,7 @@ def tracked_sweep(
         "backprop.base_config": sweep.base,
         "backprop.metric": sweep.metric,
         "backprop.mode": sweep.mode,
-        "backprop.trials": str(len(sweep.trials)),
+        "backprop.trials": str(getattr(runner, "budget", len(sweep.trials))),
         "backprop.resumed": str(runner.resume).lower(),
     }
     experiment = sweep.base_config.get("name") or runner.dir.name

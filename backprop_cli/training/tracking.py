@@ -43,7 +43,12 @@ FLUSH_S = 5.0  # metrics are sent at most this often while training (and all at 
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 PARAMS_PER_BATCH = 100  # MLflow's limits on one log_batch call
 METRICS_PER_BATCH = 1000
-STATUS = {"completed": "FINISHED", "early_stopping": "FINISHED", "interrupted": "KILLED"}
+STATUS = {
+    "completed": "FINISHED",
+    "early_stopping": "FINISHED",
+    "pruned": "FINISHED",  # a search stopped it on purpose: not a failure
+    "interrupted": "KILLED",
+}
 
 
 def choose(flag: bool | None, environ=os.environ) -> tuple[bool, str | None]:
