@@ -117,6 +117,23 @@ JsonOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+MlflowOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--mlflow/--no-mlflow",
+        help="Log to MLflow (the mlflow extra): the config as params, each epoch's metrics, "
+        "the run's files. On when MLFLOW_TRACKING_URI is set, unless --no-mlflow; the "
+        "experiment: MLFLOW_EXPERIMENT_NAME, else the config's name.",
+        show_default=False,
+    ),
+]
+
+
+def tracking_warning(message: str) -> None:
+    """A tracking problem: one line on stderr, whatever the output mode; the command goes on."""
+    from .console import safe
+
+    print(f"warning: {safe(message)}", file=sys.stderr, flush=True)
 
 
 def _print_version(verbose: bool) -> None:

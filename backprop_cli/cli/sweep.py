@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .app import JsonOpt, QuietOpt, app
+from .app import JsonOpt, MlflowOpt, QuietOpt, app, tracking_warning
 
 SweepArg = Annotated[
     Path,
@@ -67,12 +67,16 @@ def sweep(
     dask_local: DaskLocalOpt = None,
     fail_fast: FailFastOpt = False,
     resume: ResumeOpt = False,
+    mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train many configs: a base config with a grid and/or random draws of keys; one run per trial."""
+    """Train many configs: a base config with a grid and/or random draws of keys, or an Optuna
+    search of them (search:); one run per trial."""
     from .. import sweep as sw
+    from ..sweep.tracking import tracked_sweep
     from ..training import interrupt_on_signals
+    from ..training.tracking import choose
     from . import console
     from .sweep_view import render_end, render_run
 
@@ -82,6 +86,9 @@ def sweep(
 
         raise ConfigError(f"--out: expected a directory path (got {out!r})")
     mode = console.choose_mode(json_out, quiet)
+    track, warning = choose(mlflow)  # MLflow missing with --mlflow: an error, before anything
+    if warning:
+        tracking_warning(warning)
     # Every trial's config is checked, and the backend opened, before anything is created.
     with sw.open_sweep(
         sweep_file,
@@ -92,13 +99,14 @@ def sweep(
         scheduler=scheduler,
         dask_local=dask_local,
     ) as runner:
-        if not runner.to_run:
+        if not runner.remaining:
             console.note(f"{runner.dir}: nothing to resume: every trial has finished", mode)
             summary = runner.summary()
             render_end(summary, mode, runner.sweep)
         else:
             interrupt_on_signals()  # a first Ctrl-C or SIGTERM stops the sweep; a second kills it
-            summary = render_run(runner, mode)
+            with tracked_sweep(runner, track, tracking_warning):  # each trial nested in one run
+                summary = render_run(runner, mode)
     _exit_code(summary, runner.dir, _again(workers, scheduler, dask_local, fail_fast))
 
 
@@ -140,11 +148,12 @@ def _again(
 
 
 def _exit_code(summary: dict, sweep_dir: Path, again: str) -> None:
-    """0: every trial succeeded; 1: some failed; 130: interrupted (with the resume command)."""
+    """0: every trial succeeded (or was pruned); 1: some failed; 130: interrupted (with the
+    resume command)."""
     from ..errors import CheckFailed, Interrupted
 
     if summary["stopped"]:
-        done = summary["succeeded"] + summary["failed"]
+        done = summary["succeeded"] + summary["pruned"] + summary["failed"]
         stopped = (
             f", {summary['interrupted']} stopped with their completed epochs saved"
             if summary["interrupted"]

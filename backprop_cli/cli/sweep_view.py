@@ -7,7 +7,14 @@ from __future__ import annotations
 import math
 
 MAX_TABLE_ROWS = 20
-FINISHED = ("completed", "early_stopping", "diverged", "failed")
+FINISHED = ("completed", "early_stopping", "pruned", "diverged", "failed")
+STATE_STYLE = {
+    "diverged": "red",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "pruned": "dim",
+}
 
 
 def render_run(runner, mode: str) -> dict:
@@ -84,6 +91,7 @@ def _end_lines(summary: dict, definition) -> list[str]:
 
     counts = [f"{summary['succeeded']} succeeded", f"{summary['failed']} failed"]
     for key, label in (
+        ("pruned", "pruned"),
         ("interrupted", "interrupted"),
         ("cancelled", "cancelled"),
         ("pending", "not started"),
@@ -109,6 +117,16 @@ def _end_lines(summary: dict, definition) -> list[str]:
         ]
     lines.append(f"summary: {summary['summary_csv']}")
     return lines
+
+
+def _search_text(search: dict | None) -> str:
+    """The start line's words on a search: its sampler and pruner, where the study is."""
+    if not search:
+        return ""
+    pruner = "no pruner" if search["pruner"] == "none" else f"{search['pruner']} pruner"
+    return (
+        f"; {search['sampler']} search ({search['direction']}), {pruner}, study {search['study']}"
+    )
 
 
 class _Renderer:
@@ -149,6 +167,7 @@ class _Renderer:
             text = (
                 f"sweep: {event['to_run']} of {event['trials']} trial(s) to run in "
                 f"{event['sweep_dir']} on {event['backend']}; ranked by {event['metric']}{earlier}"
+                + _search_text(event.get("search"))
             )
         elif kind == "trial":
             text = _trial_line(event, keys, metric) if self.mode == "plain" else None
@@ -197,7 +216,8 @@ class _Renderer:
             shown.add(s["trial"])
         rows = [s for s in states if s["trial"] in shown][: MAX_TABLE_ROWS + len(running)]
         caption = (
-            f"{len(done)}/{len(states)} done, {len(running)} running, {len(failed)} failed"
+            f"{len(done)}/{getattr(self.runner, 'budget', len(states))} done, "
+            f"{len(running)} running, {len(failed)} failed"
             + (f"; best {best['trial']} {metric} {fmt(best['score'])}" if best else "")
             + (f"; {len(states) - len(rows)} more not shown" if len(rows) < len(states) else "")
         )
@@ -215,7 +235,6 @@ class _Renderer:
             t.add_column(text(k), justify="right")
         for c in ("state", "epoch", f"best {metric}", "time"):
             t.add_column(c, justify="left" if c == "state" else "right")
-        style = {"diverged": "red", "failed": "red", "interrupted": "yellow", "running": "cyan"}
         for s in rows:
             epoch = f"{s['epoch']}/{s['epochs']}" if "epoch" in s else ""
             secs = s.get("elapsed_s", s.get("time_s"))
@@ -228,7 +247,7 @@ class _Renderer:
                 f"{secs:.1f}s" if secs is not None else "",
                 style="bold green"
                 if best and s["trial"] == best["trial"]
-                else style.get(s["state"]),
+                else STATE_STYLE.get(s["state"]),
             )
         return t
 

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from .app import Configs, JsonOpt, OldName, QuietOpt, SetOpt, app, renamed
+from .app import (
+    Configs,
+    JsonOpt,
+    MlflowOpt,
+    OldName,
+    QuietOpt,
+    SetOpt,
+    app,
+    renamed,
+    tracking_warning,
+)
 
 
 @app.command(example="backprop train configs/digits.yaml --set training.epochs=5 --out runs/short")
@@ -43,6 +53,7 @@ def train(
             "--report", help="Also write RUN_DIR/report.html at the end (the report extra)."
         ),
     ] = False,
+    mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -60,13 +71,25 @@ def train(
 
         cfg = load_config(config, set_)
         _check_options(out, quiet, json_out, report)
+        target = _tracking(mlflow)
         run = Run(
             cfg, config_source(config), out=out, init_from=weights, resume=resume, on_stage=say
         )
     try:
-        _train(run, config, set_, mode, report)
+        _train(run, config, set_, mode, report, target)
     finally:
         run.close()
+
+
+def _tracking(flag: bool | None):
+    """Where the run is tracked (a tracking.Target), or None; --mlflow without MLflow is an
+    error here, before training; MLFLOW_TRACKING_URI without it, a warning."""
+    from ..training.tracking import Target, choose
+
+    track, warning = choose(flag)
+    if warning:
+        tracking_warning(warning)
+    return Target() if track else None
 
 
 def _check_options(out: str | None, quiet: bool, json_out: bool, report: bool) -> None:
@@ -83,9 +106,10 @@ def _check_options(out: str | None, quiet: bool, json_out: bool, report: bool) -
 
 
 def _train(
-    run, config: list[Path], set_: list[str] | None, mode: str, report: bool = False
+    run, config: list[Path], set_: list[str] | None, mode: str, report: bool = False, target=None
 ) -> None:
     from ..training import interrupt_on_signals
+    from ..training.tracking import tracked
     from . import console
     from .training_view import TrainingView, training_summary
 
@@ -95,21 +119,25 @@ def _train(
         return
     interrupt_on_signals()
     run.start()
-    try:
-        with TrainingView(mode, run.cfg.training.epochs) as view:
-            for record in run.epochs(progress=view.batch):
-                view.epoch(record)
-    except KeyboardInterrupt:
-        run.interrupted()
-        raise run.interruption(config, set_ or []) from None
-    finally:
-        if run.summary_data is not None:
-            training_summary(run.summary_data, mode, run.rows)
-            if report:
-                _write_report(run.dir, mode, failing=sys.exc_info()[0] is not None)
+    # The MLflow run ends (the run's files logged) after the report, however training stops.
+    with tracked(run, target, tracking_warning) as tracker:
+        try:
+            with TrainingView(mode, run.cfg.training.epochs) as view:
+                for record in run.epochs(progress=view.batch):
+                    view.epoch(record)
+                    tracker.epoch(record)
+        except KeyboardInterrupt:
+            run.interrupted()
+            raise run.interruption(config, set_ or []) from None
+        finally:
+            if run.summary_data is not None:
+                training_summary(run.summary_data, mode, run.rows)
+                if report:
+                    failing = sys.exc_info()[0] is not None
+                    tracker.add(_write_report(run.dir, mode, failing))
 
 
-def _write_report(run_dir: Path, mode: str, failing: bool) -> None:
+def _write_report(run_dir: Path, mode: str, failing: bool) -> Path | None:
     """RUN_DIR/report.html (replaced on --resume: the run's own file). When training itself
     failed (diverged, interrupted), a report that cannot be written is a warning, so that
     the exit code stays the training's."""
@@ -124,5 +152,6 @@ def _write_report(run_dir: Path, mode: str, failing: bool) -> None:
         if not failing:
             raise
         print(f"warning: no report: {e}", file=sys.stderr)
-        return
+        return None
     console.note(f"report: {path}", mode)
+    return path

@@ -5,7 +5,9 @@ keeps in its directory (sweep.yaml, the base config included). Either way every 
 built here: the grid's combinations, each with every random draw, applied to the base config
 (``set`` first, then the trial's own values) with ``config.set_key``, validated as a config
 and checked against the data, so that a bad trial is one ConfigError line naming it, before
-a single directory is created.
+a single directory is created. A search (``search:``) asks its trials of Optuna as it runs:
+here its defaults are filled in and every value its space can give is checked instead, and
+``search_trial`` builds each trial when it is asked.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ class Sweep:
     random: dict | None  # {samples, seed, keys: {KEY: {DISTRIBUTION: ARGS}}}
     metric: str
     out: str | None  # output.dir of the file
-    trials: list[Trial] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)  # a search's are asked as it runs
+    search: dict | None = None  # sampler, trials, direction, metric, pruner, seed (resolved)
+    task: str = ""  # classification or regression (a search's, from its base)
 
     @property
     def mode(self) -> str:
@@ -73,18 +77,20 @@ class Sweep:
 
     def definition(self, sweep_dir: Path) -> dict:
         """What sweep.yaml holds: everything a resume needs, without the base file."""
+        search = {"search": self.search} if self.search else {}
         return {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "version": FORMAT_VERSION if self.search else 1,  # a grid's stays readable by 0.1
             "source": os.path.abspath(self.source),
             "base": self.base,
             "set": self.fixed,
             "grid": self.grid,
             "random": self.random,
+            **search,
             "metric": self.metric,
             "mode": self.mode,
             "output": {"dir": str(sweep_dir)},
-            "trials": len(self.trials),
+            "trials": self.search["trials"] if self.search else len(self.trials),
             "base_config": self.base_config,
         }
 
@@ -113,7 +119,7 @@ def read_stored(sweep_dir: str | Path) -> Sweep:
     source = str(f)
     spec = parse_sweep(read_config_file(f), source, stored=True)
     sweep = _plan(spec, source, spec.base, spec.base_config, check_data=False)
-    if spec.trials != len(sweep.trials):
+    if sweep.search is None and spec.trials != len(sweep.trials):
         raise ConfigError(
             f"{source}: trials: the file says {spec.trials!r} trial(s) but its grid and "
             f"random draws give {len(sweep.trials)}"
@@ -122,9 +128,14 @@ def read_stored(sweep_dir: str | Path) -> Sweep:
 
 
 def same_definition(a: Sweep, b: Sweep) -> str | None:
-    """The first part two sweeps differ in, or None."""
-    for part in ("base_config", "fixed", "grid", "random", "metric"):
-        if getattr(a, part) != getattr(b, part):
+    """The first part two sweeps differ in, or None; a search may be given more trials."""
+    for part in ("base_config", "fixed", "grid", "random", "search", "metric"):
+        x, y = getattr(a, part), getattr(b, part)
+        if part == "search" and x and y:
+            changed = [k for k in x if k != "trials" and x[k] != y.get(k)]
+            x, y = changed, []
+            part = f"search.{changed[0]}" if changed else part
+        if x != y:
             return {"fixed": "set"}.get(part, part)
     if [t.values for t in a.trials] != [t.values for t in b.trials]:
         return "trials"
@@ -139,8 +150,8 @@ def _plan(spec: SweepFile, source: str, base: str, base_config: dict, check_data
             os.path.abspath(v) if isinstance(v, str) and v.strip() and "\0" not in v else v
             for v in grid["data.path"]
         ]
-    n = math.prod(len(v) for v in grid.values()) * (spec.random.samples if spec.random else 1)
-    if n > MAX_TRIALS:
+    n = math.prod(len(v) for v in grid.values()) * ((spec.random and spec.random.samples) or 1)
+    if n > MAX_TRIALS and spec.search is None:
         raise ConfigError(f"{source}: the sweep has {n} trials; at most {MAX_TRIALS} are allowed")
     sweep = Sweep(
         source=source,
@@ -148,10 +159,13 @@ def _plan(spec: SweepFile, source: str, base: str, base_config: dict, check_data
         base_config=base_config,
         fixed=spec.set,
         grid=grid,
-        random=spec.random.model_dump() if spec.random is not None else None,
+        random=_random(spec),
         metric=spec.metric or "val_loss",
         out=spec.output.dir if spec.output is not None else None,
     )
+    if spec.search is not None:
+        _plan_search(sweep, spec, _DataChecker() if check_data else None)
+        return sweep
     draws = spec.random.draw() if spec.random is not None else [{}]
     points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
     combos = [{**p, **d} for p in points for d in draws]
@@ -163,6 +177,59 @@ def _plan(spec: SweepFile, source: str, base: str, base_config: dict, check_data
     if spec.metric is None and any(t.config["data"]["validation"] == 0 for t in sweep.trials):
         sweep.metric = "train_loss"  # no validation split to rank by
     return sweep
+
+
+def _random(spec: SweepFile) -> dict | None:
+    """random as sweep.yaml keeps it: a search's is only its keys (the space)."""
+    if spec.random is None:
+        return None
+    return spec.random.model_dump(include={"keys"} if spec.search else None)
+
+
+def search_trial(sweep: Sweep, number: int, values: dict) -> Trial:
+    """A search's trial ``number`` (Optuna's), with the values asked of the sampler."""
+    return _build_trial(sweep, number, f"trial-{number:03d}", values, sweep.metric, None)
+
+
+def _plan_search(sweep: Sweep, spec: SweepFile, checker: _DataChecker | None) -> None:
+    """A search's defaults filled in, and its space checked: every grid value and choice and
+    both ends of every range (as the sampler gives them: floats, or integers), each with the
+    other keys at their first, is a config built, validated and checked against the data."""
+    search, source = spec.search, sweep.source
+    if search.metric and spec.metric and search.metric != spec.metric:
+        raise ConfigError(
+            f"{source}: search.metric: {search.metric} differs from metric: {spec.metric}; give one"
+        )
+    explicit = search.metric or spec.metric
+    want = "minimize" if metric_mode(explicit or "val_loss") == "min" else "maximize"
+    if search.direction not in (None, want):
+        raise ConfigError(
+            f"{source}: search.direction: {search.direction} contradicts the metric "
+            f"{explicit or 'val_loss'}, which is {want[:-1]}ed"
+        )
+    grid_size = math.prod(len(v) for v in sweep.grid.values())
+    if search.sampler == "grid" and (search.trials or 0) > grid_size:
+        raise ConfigError(
+            f"{source}: search.trials: {search.trials} is more than the grid's {grid_size} "
+            "combination(s), which sampler grid tries once each"
+        )
+    if search.trials is None and search.sampler != "grid":
+        raise ConfigError(f"{source}: search.trials: required key is missing (how many trials)")
+    options: dict[str, list] = {k: list(v) for k, v in sweep.grid.items()}
+    for k, d in (spec.random.keys if spec.random else {}).items():
+        args = getattr(d, d.name)
+        options[k] = [float(a) for a in args] if d.name in ("uniform", "log_uniform") else args
+    first = {k: v[0] for k, v in options.items()}
+    probes = [first] + [{**first, k: v} for k, vs in options.items() for v in vs[1:]]
+    built = [_build_trial(sweep, 0, "search", p, explicit, checker) for p in probes]
+    no_val = any(t.config["data"]["validation"] == 0 for t in built)
+    sweep.metric = explicit or ("train_loss" if no_val else "val_loss")
+    sweep.task = built[0].task
+    sweep.search = search.model_dump() | {
+        "trials": search.trials or grid_size,
+        "direction": want,
+        "metric": sweep.metric,
+    }
 
 
 def _absolute_data_path(config: dict) -> None:

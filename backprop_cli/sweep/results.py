@@ -21,6 +21,7 @@ from .plan import Trial
 from .spec import metric_mode, show_value
 
 SUCCEEDED = ("completed", "early_stopping")
+PRUNED = "pruned"  # a search's trial stopped by its pruner: finished, neither success nor failure
 FAILED = ("diverged", "failed")
 
 
@@ -105,7 +106,7 @@ class TrialState:
 
     @property
     def finished(self) -> bool:
-        return self.state in SUCCEEDED or self.state in FAILED
+        return self.state in SUCCEEDED or self.state == PRUNED or self.state in FAILED
 
 
 def trial_row(ts: TrialState, metric: str) -> dict:

@@ -1,11 +1,6 @@
-"""Running a sweep: ``open_sweep`` decides everything before the first trial, ``SweepRunner``
-runs the trials on a backend and yields events; the CLI renders them, nothing here prints.
-
-``open_sweep`` (a context manager) reads the sweep (a sweep file, or a directory's stored
-sweep.yaml on ``--resume``, refusing a changed one), takes the directory's lock, plans which
-trials to skip, resume or start, opens the backend, and for a new sweep creates the
-directory and writes sweep.yaml; it yields a ready ``SweepRunner`` and, at exit, closes the
-backend and releases the lock.
+"""Running a sweep: ``SweepRunner`` runs the trials on a backend and yields events; the CLI
+renders them, nothing here prints. (``session.open_sweep`` makes one ready; a search's is
+``adaptive.SearchRunner``, which asks its trials of Optuna as it goes.)
 
 The sweep's directory holds sweep.yaml, one run directory per trial (trial-NNN),
 sweep_summary.csv (rewritten as trials finish), and while it runs .lock and, when it is
@@ -17,7 +12,6 @@ second interrupt is ``kill()``: the workers are stopped at once.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -28,13 +22,14 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, OutputError
-from ..store.files import DirLock, new_run_dir, write_text
+from ..errors import OutputError
+from ..store.files import DirLock, write_text
 from ..training import STOP
-from .backends import Backend, make_backend
-from .plan import Sweep, load_sweep, read_stored, same_definition
+from .backends import Backend
+from .plan import Sweep
 from .results import (
     FAILED,
+    PRUNED,
     SUCCEEDED,
     TrialState,
     best_index,
@@ -62,71 +57,6 @@ def sweep_lock(sweep_dir: Path) -> DirLock:
     return DirLock(sweep_dir, LOCK_FILE, BUSY)
 
 
-@contextlib.contextmanager
-def open_sweep(
-    path: str | Path,
-    *,
-    out: str | None = None,
-    resume: bool = False,
-    fail_fast: bool = False,
-    workers: int | None = None,
-    scheduler: str | None = None,
-    dask_local: int | None = None,
-) -> Iterator[SweepRunner]:
-    """A sweep ready to run: ``path`` is a sweep file (its directory: ``out``, else the file's
-    output.dir, else runs/sweeps/NAME) or, with ``resume``, a sweep directory.
-
-    Every problem found before the first trial (a bad file or option, a changed sweep, a
-    directory in use, no Dask) raises before anything is written. The runner yielded has no
-    trials ``to_run`` (and no backend) when a resume finds every trial finished.
-    """
-    sweep, sweep_dir, target = _definition(Path(path), out, resume)
-    with contextlib.ExitStack() as stack:
-        if sweep_dir is not None:
-            stack.enter_context(sweep_lock(sweep_dir))
-        runner = SweepRunner(
-            sweep, sweep_dir or Path("."), None, resume=resume, fail_fast=fail_fast
-        )
-        runner.plan()
-        if sweep_dir is not None and not runner.to_run:
-            yield runner  # nothing to resume
-            return
-        runner.backend = make_backend(workers, scheduler, dask_local, len(runner.to_run))
-        stack.callback(runner.backend.close)
-        if sweep_dir is None:
-            sweep_dir = new_run_dir(target)
-            stack.enter_context(sweep_lock(sweep_dir))
-            runner.use_dir(sweep_dir)
-            runner.write_definition()
-        yield runner
-
-
-def _definition(path: Path, out: str | None, resume: bool) -> tuple[Sweep, Path | None, str]:
-    """The sweep to run, the directory to resume (None: a new sweep) and a new sweep's target."""
-    if path.is_dir():
-        if not resume:
-            raise ConfigError(
-                f"{path}: is a directory; give a sweep file, or --resume to continue the sweep in it"
-            )
-        if out is not None:
-            raise ConfigError("--out: a sweep directory to resume is the directory given")
-        return read_stored(path), path, ""
-    sweep = load_sweep(path)
-    target = out or sweep.out or f"runs/sweeps/{path.stem}"
-    if not resume:
-        return sweep, None, target
-    sweep_dir = Path(target)
-    stored = read_stored(sweep_dir)
-    part = same_definition(sweep, stored)
-    if part:
-        raise ConfigError(
-            f"{path}: {part}: differs from the sweep in {sweep_dir}, which cannot be "
-            f"resumed with a changed sweep; start a new one (without --resume), or resume "
-            f"it as it was: backprop sweep {sweep_dir} --resume"
-        )
-    return stored, sweep_dir, target
-
-
 class SweepRunner:
     """Runs a sweep's trials on a backend; ``run()`` yields events, the CLI renders them.
 
@@ -150,10 +80,12 @@ class SweepRunner:
         self.states = [TrialState(t) for t in sweep.trials]
         self.use_dir(Path(sweep_dir))
         self.inflight: dict[Any, TrialState] = {}
+        self.queue: deque[TrialState] = deque()
         self.interrupted = False
         self.stopping = False
         self.t0 = time.perf_counter()
         self._written_at, self._dirty = -math.inf, False
+        self.tracking: dict | None = None  # where trials log to MLflow (sweep.tracking sets it)
 
     def use_dir(self, sweep_dir: Path) -> None:
         """The sweep's directory (a new sweep's is known once it is created)."""
@@ -185,6 +117,11 @@ class SweepRunner:
     @property
     def to_run(self) -> list[TrialState]:
         return [ts for ts in self.states if not ts.skipped]
+
+    @property
+    def remaining(self) -> int:
+        """How many trials this invocation has to run (or continue)."""
+        return len(self.to_run)
 
     def row(self, ts: TrialState) -> dict:
         """The trial's row, computed again only when its state or result changes."""
@@ -223,37 +160,72 @@ class SweepRunner:
             "resume": ts.resume,
             "stop_file": self.stop_file,
             "threads": self.backend.threads,
+            "mlflow": self.tracking,
         }
+
+    # -- running
+
+    # -- what runs next (a search asks Optuna instead)
+
+    def _open(self) -> None:
+        """Before the first trial: the queue of trials to run."""
+        self.queue = deque(ts for ts in self.states if not ts.skipped)
+
+    def _start_event(self) -> dict:
+        return {
+            "event": "start",
+            "sweep_dir": str(self.dir),
+            "trials": len(self.states),
+            "to_run": len(self.queue),
+            "skipped": len(self.states) - len(self.queue),
+            "backend": self.backend.describe(),
+            "metric": self.sweep.metric,
+            "resume": self.resume,
+        }
+
+    def _has_next(self) -> bool:
+        return bool(self.queue)
+
+    def _next(self) -> TrialState:
+        return self.queue.popleft()
+
+    def _complete(self) -> bool:
+        """Every trial of the sweep has finished (nothing is left for a resume)."""
+        return all(ts.finished for ts in self.states)
+
+    def _cancel_queued(self) -> None:
+        """--fail-fast: the queued trials are cancelled (and not started)."""
+        for q in self.queue:
+            q.state = "cancelled"
+        self.queue.clear()
 
     # -- running
 
     def run(self, watch: bool = False) -> Iterator[dict]:
         """Run the trials to run; yield the events."""
         self._remove_stop_file()
-        queue = deque(ts for ts in self.states if not ts.skipped)
-        yield {
-            "event": "start",
-            "sweep_dir": str(self.dir),
-            "trials": len(self.states),
-            "to_run": len(queue),
-            "skipped": len(self.states) - len(queue),
-            "backend": self.backend.describe(),
-            "metric": self.sweep.metric,
-            "resume": self.resume,
-        }
+        self._open()
+        yield self._start_event()
         self.write_summary()
         STOP.active, STOP.requested = True, False  # a first Ctrl-C asks; a second one raises
         last_poll = -math.inf
         try:
-            while queue or self.inflight:
+            while (self._has_next() and not self.stopping) or self.inflight:
                 asked = STOP.requested or os.path.exists(self.stop_file)  # Ctrl-C, or touch .stop
                 if asked and not self.interrupted:
-                    yield self._stop(queue)
-                while queue and not self.stopping and len(self.inflight) < self.backend.capacity():
-                    ts = queue.popleft()
+                    yield self._stop()
+                while (
+                    self._has_next()
+                    and not self.stopping
+                    and len(self.inflight) < self.backend.capacity()
+                ):
+                    ts = self._next()
+                    if ts.finished:  # a search's trial that could not be built: failed at once
+                        yield {"event": "trial", **self.row(ts)}
+                        continue
                     ts.state, ts.started = "running", time.time()
                     self.inflight[self.backend.submit(self._task(ts))] = ts
-                yield from self._collect(queue)
+                yield from self._collect()
                 if self._dirty:
                     self.write_summary(force=False)
                 if watch and time.monotonic() - last_poll >= POLL_S:
@@ -263,20 +235,19 @@ class SweepRunner:
         finally:
             STOP.active = False
         # Ctrl-C while the last trials were finishing: nothing is left to resume.
-        self.interrupted = self.interrupted and not all(ts.finished for ts in self.states)
+        self.interrupted = self.interrupted and not self._complete()
         self.write_summary()
         self._remove_stop_file()
         self.backend.close()
         yield self.summary()
 
-    def _stop(self, queue: deque) -> dict:
+    def _stop(self) -> dict:
         """An interrupt: the running trials are asked to stop (the stop file); no more start."""
         self.interrupted = self.stopping = True
         self._write_stop_file()
-        queue.clear()
         return {"event": "stopping", "reason": "interrupted", "running": self._running()}
 
-    def _collect(self, queue: deque) -> Iterator[dict]:
+    def _collect(self) -> Iterator[dict]:
         """Wait up to POLL_S for trials to finish; record each, and stop at the first failure
         with ``fail_fast``."""
         for fut in self.backend.wait(list(self.inflight), POLL_S):
@@ -288,9 +259,7 @@ class SweepRunner:
             yield {"event": "trial", **self.row(ts)}
             if ts.state in FAILED and self.fail_fast and not self.stopping:
                 self.stopping = True
-                for q in queue:
-                    q.state = "cancelled"
-                queue.clear()
+                self._cancel_queued()
                 self.write_summary()
                 yield {
                     "event": "stopping",
@@ -309,7 +278,7 @@ class SweepRunner:
         if status == "pending":  # asked to stop before it started
             ts.state = "pending"
             return
-        if status not in (*SUCCEEDED, *FAILED, "interrupted"):
+        if status not in (*SUCCEEDED, PRUNED, *FAILED, "interrupted"):
             status = "failed"
         ts.state, ts.result = status, res
         self.write_summary(force=False)
@@ -324,7 +293,7 @@ class SweepRunner:
                 if res is not None and res["status"] == "interrupted":
                     ts.result = res
         self.inflight.clear()
-        self.interrupted = any(not ts.finished for ts in self.states)
+        self.interrupted = not self._complete()
         try:
             self.backend.close(kill=True)
         finally:
@@ -391,7 +360,7 @@ class SweepRunner:
         rows = self.rows()
         count = {
             s: sum(r["status"] == s for r in rows)
-            for s in (*SUCCEEDED, *FAILED, "interrupted", "cancelled", "pending")
+            for s in (*SUCCEEDED, PRUNED, *FAILED, "interrupted", "cancelled", "pending")
         }
         return {
             "event": "summary",
@@ -401,6 +370,7 @@ class SweepRunner:
             "ran": sum(1 for ts in self.states if not ts.skipped and ts.result is not None),
             "skipped": sum(ts.skipped for ts in self.states),
             "succeeded": count["completed"] + count["early_stopping"],
+            "pruned": count[PRUNED],
             "failed": count["diverged"] + count["failed"],
             "interrupted": count["interrupted"],
             "cancelled": count["cancelled"],

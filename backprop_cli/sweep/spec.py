@@ -2,8 +2,9 @@
 
 A sweep file (``SweepFile``) names a ``base`` config, fixed overrides (``set``), a ``grid``
 (KEY: [VALUES]), ``random`` draws (``samples`` of them from a ``seed``, each key from one
-distribution: ``Uniform``, ``LogUniform``, ``IntUniform`` or ``Choice``), the ``metric`` that
-ranks the trials and the ``output`` directory. The copy a sweep keeps in its directory,
+distribution: ``Uniform``, ``LogUniform``, ``IntUniform`` or ``Choice``), or with ``search``
+(``Search``: an Optuna study) the space a sampler draws from, the ``metric`` that ranks the
+trials and the ``output`` directory. The copy a sweep keeps in its directory,
 SWEEP_DIR/sweep.yaml (``StoredSweep``), adds what a resume needs: the format and its
 version, the source file, the mode, the number of trials and the base config's mapping.
 
@@ -31,6 +32,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -38,7 +40,7 @@ from ..config import key_parts, key_path, read_yaml_file
 from ..errors import ConfigError, did_you_mean
 
 FORMAT = "backprop-sweep"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: search; a sweep without one is written as 1
 SWEEP_FILE = "sweep.yaml"  # the stored sweep, in the sweep's directory
 MAX_TRIALS = 10_000
 METRICS = tuple(
@@ -221,9 +223,10 @@ Distribution = Annotated[
 
 
 class Random(_Strict):
-    """``samples`` draws of every key, from ``random.Random(seed)``: the same on every machine."""
+    """``samples`` draws of every key, from ``random.Random(seed)``: the same on every machine.
+    With ``search``, only ``keys``: the search space, drawn from by the sampler."""
 
-    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)]
+    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] | None = None  # required without search
     seed: Annotated[int, Field(ge=0)] = 0
     keys: Annotated[dict[str, Distribution], Field(min_length=1), BeforeValidator(_config_keys)]
 
@@ -246,6 +249,28 @@ class Output(_Strict):
         return d
 
 
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "none")
+DIRECTIONS = ("minimize", "maximize")
+SEARCH_METRICS = tuple(m for m in METRICS if not m.startswith("test_"))  # measured every epoch
+
+
+class Search(_Strict):
+    """An adaptive search (Optuna): ``trials`` trials, each asked of the ``sampler``, each
+    reporting ``metric`` every epoch to the ``pruner``. None: the plan fills in the default
+    (trials: the grid's size with sampler grid; metric: the sweep's; direction: the metric's)."""
+
+    sampler: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    trials: Annotated[int, Field(ge=1, le=MAX_TRIALS)] | None = None
+    direction: Literal[DIRECTIONS] | None = None  # type: ignore[valid-type]
+    metric: Literal[SEARCH_METRICS] | None = None  # type: ignore[valid-type]
+    pruner: Annotated[
+        Literal[PRUNERS],  # type: ignore[valid-type]
+        BeforeValidator(lambda v: "none" if v is None else v),  # pruner: null is none
+    ] = "median"
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
 def _whole(message: str) -> PydanticCustomError:
     """A problem of the file as a whole, not of one key: its message has no key path."""
     return PydanticCustomError("sweep_file", "{message}", {"message": message})
@@ -260,6 +285,7 @@ class SweepFile(_Strict):
         dict[str, Annotated[list[Any], Field(min_length=1)]], BeforeValidator(_section)
     ] = {}
     random: Annotated[Random | None, Field(validate_default=True)] = None
+    search: Search | None = None
     metric: Literal[METRICS] | None = None  # type: ignore[valid-type]
     output: Output | None = None
 
@@ -290,6 +316,25 @@ class SweepFile(_Strict):
                 seen[parts] = f"{k} in {section}"
         return rnd
 
+    @model_validator(mode="after")
+    def _random_with_search(self) -> SweepFile:
+        """Without search, random draws ``samples``; with it, random.keys is the space."""
+        rnd, search = self.random, self.search
+        if rnd is None:
+            return self
+        if search is None and rnd.samples is None:
+            raise _whole("random.samples: required key is missing (how many draws)")
+        if search is not None and rnd.samples is not None:
+            raise _whole("random.samples: with search, the trials are search.trials; remove it")
+        if search is not None and "seed" in rnd.model_fields_set:
+            raise _whole("random.seed: with search, the sampler's seed is search.seed; remove it")
+        if search is not None and search.sampler == "grid":
+            raise _whole(
+                "random.keys: sampler grid tries the grid's values only; "
+                "use sampler tpe or random to draw from distributions"
+            )
+        return self
+
 
 class StoredSweep(SweepFile):
     """SWEEP_DIR/sweep.yaml: the sweep as started, with what a resume needs."""
@@ -298,7 +343,7 @@ class StoredSweep(SweepFile):
     version: Annotated[int, Field(le=FORMAT_VERSION)]
     source: str | None = None  # the sweep file, absolute
     mode: Literal["min", "max"] | None = None
-    trials: int | None = None  # how many trials the grid and draws give
+    trials: int | None = None  # how many trials the grid and draws give (or search.trials)
     base_config: dict  # the base config's mapping, as read
 
 
@@ -306,8 +351,9 @@ class StoredSweep(SweepFile):
 
 SWEEP_KEYS = tuple(SweepFile.model_fields)
 RANDOM_KEYS = tuple(Random.model_fields)
+SEARCH_KEYS = tuple(Search.model_fields)
 _FIRST = ("format", "version")  # a stored file of another format says only that
-_NESTED = {"random": list(Random.model_fields), "output": list(Output.model_fields)}
+_NESTED = {"random": list(RANDOM_KEYS), "search": list(SEARCH_KEYS), "output": ["dir"]}
 _SECTIONS = {
     "set": "KEY: VALUE overrides",
     "grid": "KEY: [VALUES]",
@@ -320,6 +366,15 @@ _AT = {  # the message for any problem with these keys' values
     "random": "random: expected a mapping with samples, seed, keys",
     "random.samples": f"random.samples: expected an integer from 1 to {MAX_TRIALS} (got {{value!r}})",
     "random.seed": "random.seed: expected an integer >= 0 (got {value!r})",
+    "search": "search: expected a mapping with " + ", ".join(SEARCH_KEYS),
+    "search.sampler": "search.sampler: expected one of " + ", ".join(SAMPLERS) + " (got {value!r})",
+    "search.trials": f"search.trials: expected an integer from 1 to {MAX_TRIALS} (got {{value!r}})",
+    "search.direction": "search.direction: expected minimize or maximize (got {value!r})",
+    "search.metric": "search.metric: expected a metric of every epoch, one of "
+    + ", ".join(SEARCH_METRICS)
+    + "; test_* is measured once, at the end (got {value!r})",
+    "search.pruner": "search.pruner: expected one of " + ", ".join(PRUNERS) + " (got {value!r})",
+    "search.seed": "search.seed: expected an integer >= 0 (got {value!r})",
     "output": "output: expected a mapping with dir: DIRECTORY",
     "output.dir": "output.dir: expected a directory path (got {value!r})",
     "base_config": "base_config: expected the base config's mapping",
@@ -369,7 +424,7 @@ def _message(err: dict, data: dict) -> str:
         message = str(err["ctx"]["error"])
         return f"{path}: {message}" if path else message
     if path in _AT:
-        return _AT[path].format(value=value)
+        return _AT[path].format(value=value) + _hint(path, value)
     if path in _SECTIONS:
         if kind == "too_short":
             return f"{path}: expected at least one key to draw"
@@ -386,10 +441,19 @@ def _message(err: dict, data: dict) -> str:
     return f"{path}: {err['msg'][0].lower()}{err['msg'][1:]} (got {_shown(value)})"
 
 
+def _hint(path: str, value: Any) -> str:
+    """`` (did you mean 'tpe'?)`` for a misspelt word of search."""
+    words = {"search.sampler": SAMPLERS, "search.pruner": PRUNERS, "search.metric": SEARCH_METRICS}
+    if path not in words or not isinstance(value, str) or value in METRICS:
+        return ""
+    return did_you_mean(value, words[path])
+
+
 def _unknown_key(parent: list, key: Any) -> str:
     if parent == ["output"]:
         return f"output.{key}: expected a mapping with dir: DIRECTORY"
-    fields, where = (RANDOM_KEYS, "random takes") if parent else (SWEEP_KEYS, "a sweep file takes")
+    fields = {"random": RANDOM_KEYS, "search": SEARCH_KEYS}.get(parent[0]) if parent else SWEEP_KEYS
+    where = f"{parent[0]} takes" if parent else "a sweep file takes"
     hint = did_you_mean(key, fields)
     prefix = "".join(f"{p}." for p in parent)
     return f"{prefix}{key}: unknown key{hint or f'; {where} ' + ', '.join(fields)}"

@@ -1,9 +1,10 @@
 """A trial, in a worker process (the local pool's, or a Dask worker's).
 
 ``run_trial`` trains one trial as an ordinary run in its own directory and returns its
-result (a dict); it never raises. While it trains, a thread looks for the sweep's stop file
-(SWEEP_DIR/.stop, written on Ctrl-C or by hand): the trainer then stops at its next batch,
-as an interrupted ``train`` does, with its completed epochs saved.
+result (a dict); it never raises. A search's trial reports its metric to the study every
+epoch and ends ``pruned`` when the pruner says so. While it trains, a thread looks for the
+sweep's stop file (SWEEP_DIR/.stop, written on Ctrl-C or by hand): the trainer then stops
+at its next batch, as an interrupted ``train`` does, with its completed epochs saved.
 
 This module imports only the standard library at start-up: a spawned worker imports it to
 find ``run_trial`` (and ``init_worker``) and must set its thread limits before NumPy loads.
@@ -89,6 +90,24 @@ class _StopWatch:
                 return
 
 
+def _reporter(task: dict):
+    """A search's trial: what reports its metric each epoch and asks the pruner (None otherwise)."""
+    if not task.get("search"):
+        return None
+    from .search import Reporter
+
+    return Reporter(task["search"])
+
+
+def _pruned(run) -> None:
+    """The pruner stopped the trial after an epoch: its completed epochs saved (metrics.csv,
+    weights.npz, checkpoint.npz) and summary.json written with stop_reason pruned, as an early
+    stop writes them; called between epochs, while the run still holds its directory."""
+    run.stop_reason = "pruned"
+    run.save()
+    run.write_summary()
+
+
 def _train(task: dict, result: dict):
     """Train the task's trial, its outcome written into ``result``; the Run, or None."""
     run = None
@@ -96,18 +115,27 @@ def _train(task: dict, result: dict):
         try:
             from ..config import validate_config
             from ..training import Run
+            from ..training.tracking import Target, tracked
 
+            pruner = _reporter(task)
             config = copy.deepcopy(task["config"])
             config["output"]["dir"] = task["dir"]
             cfg = validate_config(config, task["source"])
             d = Path(task["dir"])
+            mlflow = Target(**task["mlflow"]) if task.get("mlflow") else None
             run = Run(cfg, task["source"], out=str(d), resume=task["resume"], in_place=True)
             if watch.seen:  # stopped before it began: nothing of it to report
                 result["status"] = "pending" if not task["resume"] else "interrupted"
                 return None
             run.start()
-            for _ in run.epochs(should_stop=lambda: watch.seen):
-                pass
+            with tracked(run, mlflow, lambda w: result.update(tracking_warning=w)) as tracker:
+                epochs = run.epochs(should_stop=lambda: watch.seen)
+                for record in epochs:
+                    tracker.epoch(record)
+                    if pruner is not None and pruner.should_prune(record, last=run.trainer.done):
+                        _pruned(run)
+                        break
+                epochs.close()  # after a prune: the run's lock released, as at its end
             result["status"] = run.stop_reason
         except KeyboardInterrupt:  # the stop file, through the trainer's should_stop
             result["status"] = "interrupted"
@@ -129,7 +157,10 @@ def run_trial(task: dict) -> dict:
     (epoch, losses, accuracy or R^2 and time of each epoch), summary (summary.json's), wall_s.
 
     ``task``: trial, config (resolved), source, dir (absolute), resume (continue from the
-    checkpoint), stop_file, threads.
+    checkpoint), stop_file, threads, mlflow (a tracking.Target as a dict, or None: where the
+    trial's run is tracked, nested under the sweep's); for a search's trial, search
+    (``search.Reporter``'s): the trial reports its metric every epoch and stops, ``pruned``,
+    when the pruner says so.
     """
     if "numpy" not in sys.modules:
         limit_threads(int(task.get("threads") or 1))

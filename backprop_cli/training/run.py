@@ -65,6 +65,11 @@ def weights_spec(s: Setup, net, epoch: int) -> weights.WeightsSpec:
     )
 
 
+def versions() -> dict[str, str]:
+    """The versions a run records (summary.json, and its tags where tracked)."""
+    return {"backprop": __version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
 def data_name(cfg: Config) -> str:
     """The config's data as a status line names it: the built-in's name, or the file's."""
     return cfg.data.dataset or Path(str(cfg.data.path)).name
@@ -357,11 +362,7 @@ class Run:
             "seed": self.cfg.seed,
             "config_sha256": self.cfg.digest(),
             "parameters": int(self.net.params.size),
-            "versions": {
-                "backprop": __version__,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-            },
+            "versions": versions(),
             # "compiled": the optimizer's update ran as nn/_kernels.c; "numpy": as NumPy (same bits)
             "optimizer_update": "compiled" if self.opt.compiled else "numpy",
             # the mini-batches' path (training/fused_epoch.py): "fused" (one compiled call per
