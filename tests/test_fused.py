@@ -51,7 +51,7 @@ def _trainer(case: dict, dtype, fused: bool, epochs: int = 3) -> Trainer:
         "k": 4,
         **case,
     }
-    X, y = _data(c["data"], 203, 6, c["k"], dtype)
+    X, y = _data(c["data"], c.get("rows", 203), 6, c["k"], dtype)
     width = 8
     sizes = [6] + [width] * len(c["hidden"]) + [c["k"]]
     net = Network(
@@ -99,6 +99,12 @@ CASES = {
     },
     "sgd dampening": {"opt": ("sgd", {"momentum": 0.5, "dampening": 0.3})},
     "batch 1": {"batch": 1},
+    "batch 3, residual, dropout (delta W^T as dot products)": {
+        "batch": 3,
+        "residual": [False, True, False],
+        "dropout": [0.3, 0.0, 0.0],
+        "hidden": ["tanh", "relu"],
+    },
     "batch 7 (short last batch)": {"batch": 7},
     "full batch": {"batch": 203},
     "row weights": {"weights": True},
@@ -187,10 +193,13 @@ def _loss_at(net: Network, loss, X, y, w) -> float:
     ],
     ids=["softmax ce", "tanh gelu weighted", "residual", "bce", "huber weighted", "mse"],
 )
-def test_the_fused_gradient_equals_central_differences(case):
+@pytest.mark.parametrize("rows", [203, 3], ids=["through W^T", "dot products"])
+def test_the_fused_gradient_equals_central_differences(case, rows):
     """One batch through the fused step with SGD at lr 0 (nothing moves): its gradient,
-    against float64 central differences of the loss."""
-    tr = _trainer({**case, "opt": ("sgd", {"lr": 0.0}), "batch": 203}, "float64", True, 1)
+    against float64 central differences of the loss; a batch of up to 4 rows computes
+    delta W^T as dot products, a larger one through W^T."""
+    case = {**case, "opt": ("sgd", {"lr": 0.0}), "batch": rows, "rows": rows}
+    tr = _trainer(case, "float64", True, 1)
     assert tr.plan.path == "fused"
     before = tr.net.params.copy()
     _run(tr)

@@ -78,6 +78,11 @@ typedef struct {
 } Net;
 
 #define VBYTES 64
+/* Up to this batch size the backward pass's delta W^T is dot products (gemm_nt), beyond it a
+ * product through W^T (measured: README, Performance). */
+#ifndef NT_ROWS
+#define NT_ROWS 4
+#endif
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 

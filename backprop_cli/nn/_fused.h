@@ -94,6 +94,35 @@ static void F(gemm)(const int TR, int64_t n_rows, int64_t width, const T *const 
     }
 }
 
+/* C (m x n_i, row stride ldc) = D W^T for D's m rows drows[r] and W (n_i x s): each entry a
+ * dot product over s (a whole number of vectors; the padding is zero in both), four of W's
+ * rows at a time. For a few rows this beats a product through W^T, whose copy must be
+ * remade after every update (NT_ROWS). */
+static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows, const T *W,
+                       T *C, int64_t ldc)
+{
+    int64_t nv = s / VL;
+    for (int64_t r = 0; r < m; r++) {
+        const V *d = (const V *)drows[r];
+        T *c = C + r * ldc;
+        for (int64_t i0 = 0; i0 < n_i; i0 += 4) {
+            int I = n_i - i0 < 4 ? (int)(n_i - i0) : 4;
+            V acc[4] = {{0}};
+            for (int64_t v = 0; v < nv; v++) {
+                V dv = d[v];
+                for (int ii = 0; ii < I; ii++)
+                    acc[ii] += dv * ((const V *)(W + (i0 + ii) * s))[v];
+            }
+            for (int ii = 0; ii < I; ii++) {
+                T t = 0;
+                for (int64_t k = 0; k < VL; k++)
+                    t += acc[ii][k];
+                c[i0 + ii] = t;
+            }
+        }
+    }
+}
+
 /* sigma(z) for an elementwise activation, over n values. */
 static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
 {
@@ -395,8 +424,12 @@ static void F(backward)(Net *net, const T *const *xrows, int64_t m, const T **ar
         int64_t ps = P->stride, k = P->fan_out;
         for (int64_t r = 0; r < m; r++)
             drows[r] = delta + r * s;
-        /* dC/da^(l-1) = delta^l W^l^T, through the transposed copy */
-        F(gemm)(0, m, ps, drows, 0, L->WT, ps, L->fan_out, 0, P->g, ps, 0);
+        /* dC/da^(l-1) = delta^l W^l^T: through the transposed copy, or for a few rows as dot
+         * products of delta's rows with W's (no copy to keep) */
+        if (net->batch <= NT_ROWS)
+            F(gemm_nt)(m, L->fan_in, s, drows, L->W, P->g, ps);
+        else
+            F(gemm)(0, m, ps, drows, 0, L->WT, ps, L->fan_out, 0, P->g, ps, 0);
         for (int64_t r = 0; r < m; r++) {
             T *g = (T *)P->g + r * ps;
             if (L->residual) { /* the skip connection passes dC/da^l straight through */
@@ -501,7 +534,8 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
                 g[i] = g[i] < -v ? -v : (g[i] > v ? v : g[i]);
         }
         F(update)(net);
-        F(transpose)(net);
+        if (net->batch > NT_ROWS)
+            F(transpose)(net);
     }
     return b1 - b0;
 }
