@@ -11,6 +11,8 @@ shuffling on and no validation split, with 2 threads, for one warm-up epoch and 
 ``--epochs`` timed epochs. The table shows median epoch times and each peer's time divided
 by backprop's (a ratio above 1 means backprop is faster). PyTorch, scikit-learn and JAX are
 optional (`pip install '.[bench]'`); an engine that is not installed is skipped.
+``backprop-numpy`` is backprop with ``BACKPROP_FUSED=0``: the NumPy path (the reference,
+and every network's path before the fused step), to see what the fused step gains.
 
 JAX runs twice: ``jax-step`` is ``jit`` of one training step called per batch (what most
 users write), ``jax-scan`` the whole epoch's batches in one ``jit(lax.scan)`` (what a JAX
@@ -49,7 +51,7 @@ CASES = {
     # the textbook's MNIST network (784-30-10, batch 10): the case of a busy machine (--busy)
     "textbook": (50000, 784, (30,), 10, 10, "sgd"),
 }
-ENGINES = ("backprop", "torch", "sklearn", "jax-step", "jax-scan")
+ENGINES = ("backprop", "backprop-numpy", "torch", "sklearn", "jax-step", "jax-scan")
 
 
 def data(rows, features, classes, seed=0):
@@ -308,8 +310,11 @@ def epoch_flops(case) -> float:
 def child(engine: str, case_name: str, epochs: int) -> None:
     import resource
 
+    if engine == "backprop-numpy":  # the NumPy path, the fused step's reference (and the old one)
+        os.environ["BACKPROP_FUSED"] = "0"
     fn = {
         "backprop": run_backprop,
+        "backprop-numpy": run_backprop,
         "torch": run_torch,
         "sklearn": run_sklearn,
         "jax-step": run_jax_step,
@@ -374,7 +379,7 @@ def measure(cases, engines, repeats, epochs) -> dict:
                     results[c][e]["times"] += res["times"]
                     results[c][e]["peak_rss_mb"].append(res["peak_rss_mb"])
                 print(
-                    f"repeat {r + 1}/{repeats} {c:10s} {e:8s} {statistics.median(res['times']):7.3f} s/epoch",
+                    f"repeat {r + 1}/{repeats} {c:10s} {e:14s} {statistics.median(res['times']):7.3f} s/epoch",
                     file=sys.stderr,
                 )
     return results
@@ -435,7 +440,7 @@ def print_table(report, cases) -> None:
     )
     print(f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s")
     print()
-    head = f"{'case':11s} {'shape':28s} {'engine':9s} {'s/epoch':>8s} {'x backprop':>10s} {'peak MB':>8s}"
+    head = f"{'case':11s} {'shape':28s} {'engine':14s} {'s/epoch':>8s} {'x backprop':>10s} {'peak MB':>8s}"
     print(head)
     print("-" * len(head))
     for c, row in report["cases"].items():
@@ -444,12 +449,12 @@ def print_table(report, cases) -> None:
         for e, r in row["engines"].items():
             ratio = f"{r['ratio_to_backprop']:.2f}" if r["ratio_to_backprop"] else "-"
             print(
-                f"{c:11s} {shape:28s} {e:9s} {r['median_s']:8.3f} {ratio:>10s} {r['peak_rss_mb']:8.0f}"
+                f"{c:11s} {shape:28s} {e:14s} {r['median_s']:8.3f} {ratio:>10s} {r['peak_rss_mb']:8.0f}"
             )
         bp = row["engines"].get("backprop")
         if bp:
             print(
-                f"{'':11s} {'':28s} {'roofline':9s} {row['roofline_s']:8.3f} "
+                f"{'':11s} {'':28s} {'roofline':14s} {row['roofline_s']:8.3f} "
                 f"{'':>10s} {'':>8s}   backprop at {bp['median_s'] / row['roofline_s']:.2f}x the roofline"
             )
 
