@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..nn.activations import ACTIVATIONS
 from ..nn.losses import CLASSIFICATION_LOSSES, LOSSES
-from ..nn.network import INITS
+from ..nn.network import BIAS_INITS, INITS
 from .data import (  # noqa: F401 (the data section is part of the one home of the rules)
     BUILTIN_DATASETS,
     COLUMN_TYPES,
@@ -37,6 +37,10 @@ MAX_UNITS = 1_000_000  # a weights file's layer width; a config's layers stop at
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
 InitName = Literal[INITS]  # type: ignore[valid-type]
+BiasInitName = Literal[BIAS_INITS]  # type: ignore[valid-type]
+# Not a torch.optim hyperparameter but how the parameters are grouped: False is torch's two
+# parameter groups, the biases' with weight_decay 0 (the book's L2, Keras' kernel_regularizer).
+GROUPING_KEYS = ("decay_biases",)
 
 
 def task_of(loss: str) -> str:
@@ -109,6 +113,8 @@ class ModelConfig(Strict):
     layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS)
     init: InitName = "he"
     init_scale: float = Field(0.1, gt=0)
+    bias_init: BiasInitName = "zeros"
+    bias_init_scale: float = Field(1.0, gt=0)  # the std of bias_init: normal
     dtype: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
@@ -141,6 +147,7 @@ class SGDConfig(Strict):
     dampening: float = 0.0
     weight_decay: float = Field(0.0, ge=0)
     nesterov: bool = False
+    decay_biases: bool = True
 
     @model_validator(mode="after")
     def _nesterov(self):
@@ -159,6 +166,7 @@ class RMSpropConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0)
     centered: bool = False
+    decay_biases: bool = True
 
 
 class AdamConfig(Strict):
@@ -168,6 +176,7 @@ class AdamConfig(Strict):
     eps: float = Field(1e-8, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     amsgrad: bool = False
+    decay_biases: bool = True
 
     @field_validator("betas")
     @classmethod
@@ -428,8 +437,10 @@ def _field_defaults(model: type[BaseModel]) -> dict:
 
 
 def optimizer_defaults(name: str) -> dict:
-    """The hyperparameters an optimizer has when the config does not give them (torch.optim's)."""
-    return _field_defaults(OPTIMIZER_MODELS[name])
+    """The hyperparameters an optimizer has when the config does not give them (torch.optim's);
+    not ``decay_biases``, which groups the parameters (GROUPING_KEYS)."""
+    own = _field_defaults(OPTIMIZER_MODELS[name])
+    return {k: v for k, v in own.items() if k not in GROUPING_KEYS}
 
 
 def schedule_defaults(name: str) -> dict:

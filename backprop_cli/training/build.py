@@ -36,14 +36,25 @@ def build_network(cfg: Config, n_inputs: int, rng: np.random.Generator) -> Netwo
         dropout=[layer.dropout for layer in layers],
         residual=[layer.residual for layer in layers],
     )
-    net.init(cfg.model.init, rng, cfg.model.init_scale, per_layer=[layer.init for layer in layers])
+    m = cfg.model
+    net.init(
+        m.init,
+        rng,
+        m.init_scale,
+        per_layer=[layer.init for layer in layers],
+        bias=m.bias_init,
+        bias_scale=m.bias_init_scale,
+    )
     return net
 
 
 def build_optimizer(cfg: Config, net: Network) -> Optimizer:
+    """The config's optimizer; decay_biases false decays the weights W^l alone (torch's two
+    parameter groups, the biases' with weight_decay 0)."""
     hyper = cfg.optimizer.model_dump()
     name = hyper.pop("name")
-    return make_optimizer(name, net.params, net.grads, **hyper)
+    decayed = None if hyper.pop("decay_biases") else net.weight_slices()
+    return make_optimizer(name, net.params, net.grads, decayed=decayed, **hyper)
 
 
 def build_schedule(cfg: Config) -> Schedule:
