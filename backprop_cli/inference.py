@@ -26,6 +26,7 @@ from .data import (
     table_columns,
 )
 from .data.dataset import name_list
+from .data.splitfiles import SPLIT_FILES, load_split_file, split_file_digest_error
 from .errors import ConfigError, DataError, DivergenceError
 from .nn.losses import get_loss
 from .nn.metrics import (
@@ -152,9 +153,25 @@ def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None
         )
 
 
+def _split_file(model: Model, split: str):
+    """The rows of a split that came from its own file (data.test_path, ...), which must not
+    have changed since training."""
+    d = model.spec.data
+    key = SPLIT_FILES[split]
+    recorded = d.source.get(key) or {}
+    path = Path(recorded.get("path") or getattr(d, key))
+    problem = split_file_digest_error(path, recorded)
+    if problem:
+        raise DataError(problem)
+    ds = load_split_file(d, split, model.spec.input_columns, path)
+    return ds.features, ds.targets, f"{path} ({split} split, {len(ds)} rows)"
+
+
 def _rebuild(model: Model, split: str, dataset: str | None):
     """The rows of ``split`` as at training time, from the spec's data source and seed."""
     spec, d = model.spec, model.spec.data
+    if dataset is None and split in SPLIT_FILES and getattr(d, SPLIT_FILES[split], None):
+        return _split_file(model, split)
     ds, where = training_data(model, dataset)
     frac = {"test": d.test, "val": d.validation, "train": 1.0}[split]
     if frac == 0:

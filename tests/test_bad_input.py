@@ -1104,6 +1104,64 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         ["predict", "-w", "w.npz", "--data", IRIS_CSV, "-o", "p.csv", "--overwrite"],
         ["p.csv: not written", "No space left on device", "earlier version", "untouched"],
     ),
+    # --- fixed splits from files (data.validation_path, data.test_path)
+    (
+        "split-file-missing",
+        csv_case(
+            "a,y\n1,0\n2,1\n", config("path: data.csv, target: y, validation: 0, test_path: t.csv")
+        ),
+        TRAIN,
+        ["data.test_path", "t.csv", "not found"],
+    ),
+    (
+        "split-file-missing-column",
+        both(
+            csv_case(
+                "a,b,y\n1,2,0\n2,3,1\n",
+                config("path: data.csv, target: y, validation: 0, test_path: t.csv"),
+            ),
+            write("t.csv", "a,y\n1,0\n"),
+        ),
+        TRAIN,
+        ["data.test_path", "t.csv", "no feature column 'b'", "a, y"],
+    ),
+    (
+        "split-file-missing-target",
+        both(
+            csv_case(
+                "a,y\n1,0\n2,1\n", config("path: data.csv, target: y, validation_path: v.csv")
+            ),
+            write("v.csv", "a,z\n1,0\n"),
+        ),
+        TRAIN,
+        ["data.validation_path", "v.csv", "no target column 'y'"],
+    ),
+    (
+        "split-file-unknown-label",
+        both(
+            csv_case(
+                "a,y\n1,0\n2,1\n",
+                config("path: data.csv, target: y, validation: 0, test_path: t.csv"),
+            ),
+            write("t.csv", "a,y\n1,7\n"),
+        ),
+        TRAIN,
+        ["data.test_path", "t.csv", "label 7", "training classes"],
+    ),
+    (
+        "split-file-and-fraction",
+        csv_case(
+            "a,y\n1,0\n2,1\n", config("path: data.csv, target: y, test: 0.2, test_path: t.csv")
+        ),
+        TRAIN,
+        ["data.test", "data.test_path", "t.csv", "0.2"],
+    ),
+    (
+        "split-file-with-builtin",
+        write("c.yaml", config("dataset: iris, validation_path: v.csv")),
+        TRAIN,
+        ["data.validation_path", "data.path", "built-in"],
+    ),
 ]
 
 

@@ -16,11 +16,13 @@ from .builtin import load_builtin
 from .columns import encode, encoded_names, fit_columns, scaled
 from .dataset import Dataset, streams
 from .files import load_file
+from .splitfiles import SPLIT_FILES, with_split_files
 from .targets import class_labels, encode_classes, encode_targets, regression_targets
 
 
 def load_dataset(data: DataConfig, seed: int) -> Dataset:
-    """The dataset a config's ``data`` section names (a built-in or a file)."""
+    """The dataset a config's ``data`` section names (a built-in or a file, followed by the
+    rows of its split files)."""
     if data.dataset:
         if data.sample_weight:
             raise DataError(
@@ -28,9 +30,10 @@ def load_dataset(data: DataConfig, seed: int) -> Dataset:
                 f"the built-in {data.dataset} has none"
             )
         return load_builtin(data.dataset, seed, data.n_samples, data.noise)
-    return load_file(
+    ds = load_file(
         data.path, data.target, data.features, data.dropna, sep=data.sep, weight=data.sample_weight
     )
+    return with_split_files(ds, data)
 
 
 def split_indices(
@@ -145,8 +148,15 @@ def prepare(
     scale_target: bool = False,
 ) -> Prepared:
     """Split, fit the columns' encoding and the standardization on the training rows, encode
-    every split and the targets (standardized too with ``scale_target``, for regression)."""
-    classes, ids = split_rows(ds, loss, seed, data.validation, data.test, where)
+    every split and the targets (standardized too with ``scale_target``, for regression).
+    Splits from their own files (``ds.given``) are those rows; the rest is split from the
+    training file's rows."""
+    classes, ids = split_rows(ds.own(), loss, seed, data.validation, data.test, where)
+    for split, rows in ds.given.items():
+        ids[split] = rows
+        if classes is not None:  # a label the training rows never had: named with its file
+            key = SPLIT_FILES[split]
+            encode_classes(ds.targets[rows], classes, f"data.{key}: {getattr(data, key)}")
     columns = fit_columns(ds.features.iloc[ids["train"]], data, where)
     E, _ = encode(ds.features, columns, where)
     mean, scale = standardization(E[ids["train"]], columns, data.standardize, where)
