@@ -26,6 +26,7 @@ from .data import (
     table_columns,
 )
 from .data.dataset import name_list
+from .data.idx import is_idx
 from .data.splitfiles import SPLIT_FILES, load_split_file, split_file_digest_error
 from .errors import ConfigError, DataError, DivergenceError
 from .nn.losses import get_loss
@@ -236,8 +237,10 @@ def predict_rows(model: Model, input_path: str, proba: bool = False, keep: list[
     restored, after the input columns ``keep`` (ids, names) as they are; the warnings)."""
     frame, warnings = _predictions(model, input_path, proba)
     if keep:
-        if Path(input_path).suffix.lower() == ".npz":
-            raise DataError(f"{input_path}: --keep needs a table with named columns, not an .npz")
+        if Path(input_path).suffix.lower() == ".npz" or is_idx(Path(input_path)):
+            raise DataError(
+                f"{input_path}: --keep needs a table with named columns, not an .npz or IDX file"
+            )
         clash = [c for c in keep if c in frame.columns]
         if clash:
             raise DataError(f"--keep {clash[0]}: the predictions have a column of that name")
@@ -275,8 +278,8 @@ def _read_rows(model: Model, path: Path, need_target: bool) -> Dataset:
     spec = model.spec
     names = spec.input_columns
     target = spec.target if need_target else None
-    if path.suffix.lower() == ".npz":
-        ds = load_file(path)
+    if path.suffix.lower() == ".npz" or is_idx(path):
+        ds = load_file(path, need_target=need_target)
         ds.features = _by_position(model, ds, str(path))
         return ds
     columns = table_columns(path)

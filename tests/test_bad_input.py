@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import gzip
 import io
 import json
 import os
@@ -1161,6 +1162,41 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         write("c.yaml", config("dataset: iris, validation_path: v.csv")),
         TRAIN,
         ["data.validation_path", "data.path", "built-in"],
+    ),
+    # --- IDX files (MNIST's format)
+    (
+        "idx-bad-magic",
+        both(
+            write("c.yaml", config("path: train-images-idx3-ubyte, validation: 0, test: 0")),
+            write("train-images-idx3-ubyte", b"\x00\x01\x08\x03" + bytes(20)),
+        ),
+        TRAIN,
+        ["train-images-idx3-ubyte", "not an IDX file", "00010803"],
+    ),
+    (
+        "idx-truncated",
+        both(
+            write("c.yaml", config("path: train-images-idx3-ubyte.gz, validation: 0, test: 0")),
+            write(
+                "train-images-idx3-ubyte.gz",
+                gzip.compress(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" * 3 + bytes(7)),
+            ),
+        ),
+        TRAIN,
+        ["train-images-idx3-ubyte.gz", "truncated", "2 x 2 x 2", "24 bytes", "has 23"],
+    ),
+    (
+        "idx-target-given",
+        both(
+            write(
+                "c.yaml", config("path: train-images-idx3-ubyte, target: y, validation: 0, test: 0")
+            ),
+            write(
+                "train-images-idx3-ubyte", b"\x00\x00\x08\x03" + b"\x00\x00\x00\x01" * 3 + bytes(1)
+            ),
+        ),
+        TRAIN,
+        ["train-images-idx3-ubyte", "data.target", "labels file"],
     ),
 ]
 

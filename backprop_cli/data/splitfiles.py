@@ -13,6 +13,7 @@ from ..config.models import DataConfig
 from ..errors import DataError
 from .dataset import Dataset
 from .files import file_digest, load_file
+from .idx import is_idx
 
 # split -> the data key of its file
 SPLIT_FILES = {"val": "validation_path", "test": "test_path"}
@@ -26,18 +27,22 @@ def load_split_file(
     naming the key and the file."""
     key = SPLIT_FILES[split]
     path = Path(path or getattr(data, key)).expanduser()
+    by_position = path.suffix.lower() == ".npz" or is_idx(path)  # no column names: X, pixels
     try:
-        ds = load_file(
-            path, data.target, features, data.dropna, sep=data.sep, weight=data.sample_weight
-        )
+        if by_position:
+            ds = load_file(path)
+        else:
+            ds = load_file(
+                path, data.target, features, data.dropna, sep=data.sep, weight=data.sample_weight
+            )
     except DataError as e:
         raise DataError(f"data.{key}: {e}") from None
-    if path.suffix.lower() == ".npz" and ds.features.shape[1] != len(features):
-        raise DataError(
-            f"data.{key}: {path}: X has {ds.features.shape[1]} columns, the training file "
-            f"{len(features)}"
-        )
-    if path.suffix.lower() == ".npz":
+    if by_position:
+        if ds.features.shape[1] != len(features):
+            raise DataError(
+                f"data.{key}: {path}: {ds.features.shape[1]} feature columns, the training "
+                f"file {len(features)}"
+            )
         ds.features = ds.features.set_axis(features, axis=1)
     return ds
 
