@@ -33,7 +33,9 @@ from .nn.losses import get_loss
 from .nn.metrics import (
     classification_report,
     confusion_matrix,
+    multilabel_report,
     predicted_classes,
+    probabilities,
     regression_report,
 )
 from .nn.network import Network
@@ -181,7 +183,7 @@ def _rebuild(model: Model, split: str, dataset: str | None):
             f"{model.path}: the run held out no {split} rows (data.{key}: 0); "
             "use --split train, or --data FILE"
         )
-    classes, indices = split_rows(ds, spec.loss, spec.seed, d.validation, d.test, where)
+    classes, indices = split_rows(ds, spec.loss, spec.seed, d.validation, d.test, where, model.task)
     if model.task == "classification" and classes != spec.classes:
         raise DataError(
             f"{where}: its classes {classes} differ from the trained ones {spec.classes}"
@@ -203,7 +205,17 @@ def evaluate_model(
         features, targets, where = ds.features, ds.targets, f"{data} ({len(ds)} rows)"
     else:
         features, targets, where = _rebuild(model, split, dataset)
-    y = encode_targets(targets, spec.loss, spec.classes, where, model.net.dtype)
+    y = encode_targets(
+        targets,
+        spec.loss,
+        spec.classes,
+        where,
+        model.net.dtype,
+        spec.task,
+        spec.sizes[-1],
+        spec.multilabel,
+        spec.classes,
+    )
     Xp, warnings = model_inputs(model, features, where)
     loss = get_loss(spec.loss)
     with np.errstate(all="ignore"):  # an overflow is reported below, as one line
@@ -222,7 +234,10 @@ def evaluate_model(
     }
     if warnings:
         result["warnings"] = warnings
-    if model.task == "classification":
+    if spec.multilabel:
+        result |= multilabel_report(y, out, spec.classes)
+        result["classes"] = spec.classes
+    elif model.task == "classification":
         result |= classification_report(y, out, spec.classes)
         result["classes"] = spec.classes
         result["confusion_matrix"] = confusion_matrix(y, out, len(spec.classes)).tolist()
@@ -256,11 +271,17 @@ def _predictions(model: Model, input_path: str, proba: bool):
     ds = _read_rows(model, Path(input_path), need_target=False)
     out, warnings = predict_outputs(model, ds.features, str(input_path))
     out = model.unscale(out)
+    if spec.multilabel:  # a 0/1 column per label, then (--proba) each label's sigmoid
+        frame = pd.DataFrame((out >= 0.5).astype(np.int64), columns=[str(c) for c in spec.classes])
+        if proba:
+            for j, c in enumerate(spec.classes):
+                frame[f"p_{c}"] = out[:, j]
+        return frame, warnings
     if model.task == "classification":
         classes = spec.classes
         frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
         if proba:
-            probs = np.c_[1 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
+            probs = probabilities(out)
             for j, c in enumerate(classes):
                 frame[f"p_{c}"] = probs[:, j]
         return frame, warnings
@@ -396,6 +417,10 @@ def boundary_data(run_dir: str | Path):
             f"{run_dir}: --boundary needs a model of 2 numeric input features (xor, moons, "
             f"circles, spirals, or a 2-column file); this one has {len(spec.input_columns)} "
             f"feature column(s) encoded as {spec.sizes[0]} input(s)"
+        )
+    if spec.multilabel:
+        raise DataError(
+            f"{run_dir}: --boundary draws one class per point; this model is multi-label"
         )
     ds, _ = training_data(model)
     if model.task == "classification":

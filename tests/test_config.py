@@ -302,13 +302,18 @@ BAD = [
     ),
     pytest.param(
         _bce_output({"units": 1, "activation": "softmax"}),
-        ["model.layers[1]", "binary_cross_entropy", "1 sigmoid unit", "softmax"],
+        ["model.layers[1].activation", "binary_cross_entropy", "sigmoid output", "'softmax'"],
         id="bce-softmax",
     ),
     pytest.param(
-        _bce_output({"units": 2, "activation": "sigmoid"}),
-        ["model.layers[1]", "binary_cross_entropy", "1 sigmoid unit", "got 2 sigmoid"],
-        id="bce-2-units",
+        _set(["data", "task"], "regression"),
+        ["data.task", "regression", "cross_entropy classifies", "mse"],
+        id="ce-regression",
+    ),
+    pytest.param(
+        _set(["data", "task"], "clasification"),
+        ["data.task", "classification", "regression"],
+        id="task-typo",
     ),
     pytest.param(
         _set(["model", "layers", 1, "activation"], "sigmoid"),

@@ -60,6 +60,8 @@ class DataConfig(Strict):
     test_path: str | None = None
     target: str | list[str] | None = None
     features: list[str] | None = None
+    # classification | regression; None: from the loss (cross-entropy losses classify)
+    task: Literal["classification", "regression"] | None = None
     validation: float = Field(0.15, ge=0, lt=1)
     test: float = Field(0.15, ge=0, lt=1)
     standardize: bool = True

@@ -44,8 +44,23 @@ GROUPING_KEYS = ("decay_biases",)
 
 
 def task_of(loss: str) -> str:
-    """classification for the cross-entropy losses, regression for the others."""
+    """The task a loss implies where data.task does not say: classification for the
+    cross-entropy losses, regression for the others (which classify too, with data.task)."""
     return "classification" if loss in CLASSIFICATION_LOSSES else "regression"
+
+
+def output_units_problem(loss: str, units: int, classes: int, multilabel: bool) -> str | None:
+    """Why an output layer of ``units`` does not fit a classification of ``classes`` classes
+    (or labels, ``multilabel``), or None: cross_entropy takes one unit per class; the others
+    one per class or label, or 1 for two classes (a 0/1 target)."""
+    if units == classes or (
+        units == 1 and classes == 2 and loss != "cross_entropy" and not multilabel
+    ):
+        return None
+    if multilabel:
+        return f"the data has {classes} label columns; set units: {classes}"
+    one = "" if loss == "cross_entropy" or classes != 2 else " (or 1: a 0/1 target)"
+    return f"the data has {classes} classes; set units: {classes}{one}"
 
 
 # Validation metrics an early stopping or a plateau schedule may watch beyond metrics.csv's
@@ -384,13 +399,15 @@ class Config(Strict):
     def _loss_vs_output(self):
         last = self.model.layers[-1]
         where = f"model.layers[{len(self.model.layers) - 1}]"
-        if self.loss == "binary_cross_entropy" and (
-            last.activation != "sigmoid" or last.units != 1
-        ):
+        if self.data.task == "regression" and self.loss in CLASSIFICATION_LOSSES:
             raise ValueError(
-                f"{where}: binary_cross_entropy needs an output layer of 1 sigmoid unit "
-                f"(got {last.units} {last.activation}); use {{units: 1, activation: sigmoid}}, "
-                "or cross_entropy with a softmax layer of one unit per class"
+                f"data.task: regression, but the loss {self.loss} classifies; use mse, mae or "
+                "huber, or data.task: classification"
+            )
+        if self.loss == "binary_cross_entropy" and last.activation != "sigmoid":
+            raise ValueError(
+                f"{where}.activation: binary_cross_entropy needs a sigmoid output layer (got "
+                f"{last.activation!r}): 1 unit for two classes, one per class or per label"
             )
         if self.loss == "cross_entropy" and last.activation != "softmax":
             raise ValueError(
@@ -401,8 +418,8 @@ class Config(Strict):
 
     @property
     def task(self) -> str:
-        """classification for cross-entropy losses, regression otherwise."""
-        return task_of(self.loss)
+        """data.task, or from the loss: classification for the cross-entropy losses."""
+        return self.data.task or task_of(self.loss)
 
     @property
     def scales_target(self) -> bool:
