@@ -128,6 +128,8 @@ def test_targets_as_each_loss_and_output_layer_take_them():
     np.testing.assert_array_equal(multi.y["train"], MULTI[:4])
     with pytest.raises(DataError, match="target column 'q' is not 0/1"):
         _prepared("binary_cross_entropy", 3, MULTI[:4] * [1, 2, 1], names=("p", "q", "r"))
+    with pytest.raises(DataError, match="cross_entropy takes one target column"):
+        _prepared("cross_entropy", 3, MULTI[:4], names=("p", "q", "r"))
     # regression with the same loss: values, not classes
     assert _prepared("mse", 1, np.array([1.5, 2.0, 0.0, 1.0]), task="regression").classes is None
 

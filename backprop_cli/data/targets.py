@@ -85,6 +85,11 @@ def encode_targets(
     for binary_cross_entropy (two classes), one per class for the others."""
     if (task or task_of(loss)) == "classification":
         if multilabel:
+            if loss == "cross_entropy":
+                raise DataError(
+                    f"{where}: cross_entropy takes one target column of class labels; several "
+                    "0/1 label columns (multi-label) take binary_cross_entropy, a sigmoid unit each"
+                )
             return label_columns(targets, names or [], where, dtype)
         idx = encode_classes(targets, classes or [], where)
         if loss == "cross_entropy":
