@@ -112,6 +112,8 @@ class Trained(Model):
     def predict(self, X) -> np.ndarray:
         """Class labels, or regression values in the target's units, for the rows of X."""
         out = self.outputs(X)
+        if self.spec.multilabel:  # (n, labels) 0/1, the labels in spec.classes order
+            return (out >= 0.5).astype(np.int64)
         if self.task == "classification":
             return np.asarray(self.spec.classes, dtype=object)[predicted_classes(out)]
         return out[:, 0] if out.shape[1] == 1 else out
@@ -120,6 +122,8 @@ class Trained(Model):
         """(n, classes) probabilities, the classes in ``spec.classes`` order."""
         if self.task != "classification":
             raise ConfigError("predict_proba: this is a regression model")
+        if self.spec.multilabel:  # each label's own probability: its sigmoid unit
+            return self.outputs(X)
         return probabilities(self.outputs(X))
 
     def outputs(self, X) -> np.ndarray:
@@ -162,6 +166,8 @@ def train(
             dtype=cfg.model.dtype,
             where="X",
             scale_target=cfg.scales_target,
+            task=cfg.task,
+            units=cfg.model.layers[-1].units,
         )
     s = setup(cfg, "config", prep)
     trainer = make_trainer(s, build_optimizer(cfg, s.net))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import require_extra
+from .errors import ConfigError, require_extra
 from .inference import Model, columns_of
 from .store.weights import ColumnSpec
 
@@ -164,6 +164,10 @@ def _outputs(g: _Graph, model: Model, a: str) -> list:
     probs = a
     if spec.sizes[-1] == 1:  # one sigmoid unit: [1 - p, p]
         probs = g.op("Concat", [g.op("Sub", [g.const(np.array([[1.0]])), a]), a], axis=1)
+    elif spec.activations[-1] != "softmax":  # a unit per class: clipped at 0, over the sum
+        clipped = g.op("Relu", [a])
+        total = g.op("ReduceSum", [clipped, g.const(np.array([1], np.int64))], keepdims=1)
+        probs = g.op("Div", [clipped, total])
     g.nodes.append(helper.make_node("Identity", [probs], ["probabilities"]))
     index = g.op("ArgMax", [probs], axis=1, keepdims=0)
     classes = spec.classes
@@ -243,6 +247,11 @@ def export(model: Model, fmt: str, out: Path) -> Path:
     """Write ``model`` as ``fmt`` (onnx, safetensors) to ``out``, atomically."""
     from .store.files import atomic_write
 
+    if fmt == "onnx" and model.spec.multilabel:
+        raise ConfigError(
+            f"{model.path}: a multi-label model (several 0/1 outputs) has no ONNX export yet; "
+            "use --format safetensors"
+        )
     data = onnx_model(model).SerializeToString() if fmt == "onnx" else safetensors_bytes(model)
     atomic_write(Path(out), lambda f: f.write(data))
     return Path(out)

@@ -26,12 +26,16 @@ from .data import (
     table_columns,
 )
 from .data.dataset import name_list
+from .data.idx import is_idx
+from .data.splitfiles import SPLIT_FILES, load_split_file, split_file_digest_error
 from .errors import ConfigError, DataError, DivergenceError
 from .nn.losses import get_loss
 from .nn.metrics import (
     classification_report,
     confusion_matrix,
+    multilabel_report,
     predicted_classes,
+    probabilities,
     regression_report,
 )
 from .nn.network import Network
@@ -152,9 +156,25 @@ def _check_builtin_first(model: Model, name: str, n_samples: int | None) -> None
         )
 
 
+def _split_file(model: Model, split: str):
+    """The rows of a split that came from its own file (data.test_path, ...), which must not
+    have changed since training."""
+    d = model.spec.data
+    key = SPLIT_FILES[split]
+    recorded = d.source.get(key) or {}
+    path = Path(recorded.get("path") or getattr(d, key))
+    problem = split_file_digest_error(path, recorded)
+    if problem:
+        raise DataError(problem)
+    ds = load_split_file(d, split, model.spec.input_columns, path)
+    return ds.features, ds.targets, f"{path} ({split} split, {len(ds)} rows)"
+
+
 def _rebuild(model: Model, split: str, dataset: str | None):
     """The rows of ``split`` as at training time, from the spec's data source and seed."""
     spec, d = model.spec, model.spec.data
+    if dataset is None and split in SPLIT_FILES and getattr(d, SPLIT_FILES[split], None):
+        return _split_file(model, split)
     ds, where = training_data(model, dataset)
     frac = {"test": d.test, "val": d.validation, "train": 1.0}[split]
     if frac == 0:
@@ -163,7 +183,7 @@ def _rebuild(model: Model, split: str, dataset: str | None):
             f"{model.path}: the run held out no {split} rows (data.{key}: 0); "
             "use --split train, or --data FILE"
         )
-    classes, indices = split_rows(ds, spec.loss, spec.seed, d.validation, d.test, where)
+    classes, indices = split_rows(ds, spec.loss, spec.seed, d.validation, d.test, where, model.task)
     if model.task == "classification" and classes != spec.classes:
         raise DataError(
             f"{where}: its classes {classes} differ from the trained ones {spec.classes}"
@@ -185,7 +205,17 @@ def evaluate_model(
         features, targets, where = ds.features, ds.targets, f"{data} ({len(ds)} rows)"
     else:
         features, targets, where = _rebuild(model, split, dataset)
-    y = encode_targets(targets, spec.loss, spec.classes, where, model.net.dtype)
+    y = encode_targets(
+        targets,
+        spec.loss,
+        spec.classes,
+        where,
+        model.net.dtype,
+        spec.task,
+        spec.sizes[-1],
+        spec.multilabel,
+        spec.classes,
+    )
     Xp, warnings = model_inputs(model, features, where)
     loss = get_loss(spec.loss)
     with np.errstate(all="ignore"):  # an overflow is reported below, as one line
@@ -204,7 +234,10 @@ def evaluate_model(
     }
     if warnings:
         result["warnings"] = warnings
-    if model.task == "classification":
+    if spec.multilabel:
+        result |= multilabel_report(y, out, spec.classes)
+        result["classes"] = spec.classes
+    elif model.task == "classification":
         result |= classification_report(y, out, spec.classes)
         result["classes"] = spec.classes
         result["confusion_matrix"] = confusion_matrix(y, out, len(spec.classes)).tolist()
@@ -219,8 +252,10 @@ def predict_rows(model: Model, input_path: str, proba: bool = False, keep: list[
     restored, after the input columns ``keep`` (ids, names) as they are; the warnings)."""
     frame, warnings = _predictions(model, input_path, proba)
     if keep:
-        if Path(input_path).suffix.lower() == ".npz":
-            raise DataError(f"{input_path}: --keep needs a table with named columns, not an .npz")
+        if Path(input_path).suffix.lower() == ".npz" or is_idx(Path(input_path)):
+            raise DataError(
+                f"{input_path}: --keep needs a table with named columns, not an .npz or IDX file"
+            )
         clash = [c for c in keep if c in frame.columns]
         if clash:
             raise DataError(f"--keep {clash[0]}: the predictions have a column of that name")
@@ -236,11 +271,17 @@ def _predictions(model: Model, input_path: str, proba: bool):
     ds = _read_rows(model, Path(input_path), need_target=False)
     out, warnings = predict_outputs(model, ds.features, str(input_path))
     out = model.unscale(out)
+    if spec.multilabel:  # a 0/1 column per label, then (--proba) each label's sigmoid
+        frame = pd.DataFrame((out >= 0.5).astype(np.int64), columns=[str(c) for c in spec.classes])
+        if proba:
+            for j, c in enumerate(spec.classes):
+                frame[f"p_{c}"] = out[:, j]
+        return frame, warnings
     if model.task == "classification":
         classes = spec.classes
         frame = pd.DataFrame({"prediction": [classes[i] for i in predicted_classes(out)]})
         if proba:
-            probs = np.c_[1 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
+            probs = probabilities(out)
             for j, c in enumerate(classes):
                 frame[f"p_{c}"] = probs[:, j]
         return frame, warnings
@@ -258,8 +299,8 @@ def _read_rows(model: Model, path: Path, need_target: bool) -> Dataset:
     spec = model.spec
     names = spec.input_columns
     target = spec.target if need_target else None
-    if path.suffix.lower() == ".npz":
-        ds = load_file(path)
+    if path.suffix.lower() == ".npz" or is_idx(path):
+        ds = load_file(path, need_target=need_target)
         ds.features = _by_position(model, ds, str(path))
         return ds
     columns = table_columns(path)
@@ -376,6 +417,10 @@ def boundary_data(run_dir: str | Path):
             f"{run_dir}: --boundary needs a model of 2 numeric input features (xor, moons, "
             f"circles, spirals, or a 2-column file); this one has {len(spec.input_columns)} "
             f"feature column(s) encoded as {spec.sizes[0]} input(s)"
+        )
+    if spec.multilabel:
+        raise DataError(
+            f"{run_dir}: --boundary draws one class per point; this model is multi-label"
         )
     ds, _ = training_data(model)
     if model.task == "classification":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import gzip
 import io
 import json
 import os
@@ -1103,6 +1104,99 @@ CASES: list[tuple[str, Callable[[Ctx], None], list, list[str]]] = [
         both(weights_bytes(lambda b: b), write("p.csv", "the earlier version\n"), disk_full),
         ["predict", "-w", "w.npz", "--data", IRIS_CSV, "-o", "p.csv", "--overwrite"],
         ["p.csv: not written", "No space left on device", "earlier version", "untouched"],
+    ),
+    # --- fixed splits from files (data.validation_path, data.test_path)
+    (
+        "split-file-missing",
+        csv_case(
+            "a,y\n1,0\n2,1\n", config("path: data.csv, target: y, validation: 0, test_path: t.csv")
+        ),
+        TRAIN,
+        ["data.test_path", "t.csv", "not found"],
+    ),
+    (
+        "split-file-missing-column",
+        both(
+            csv_case(
+                "a,b,y\n1,2,0\n2,3,1\n",
+                config("path: data.csv, target: y, validation: 0, test_path: t.csv"),
+            ),
+            write("t.csv", "a,y\n1,0\n"),
+        ),
+        TRAIN,
+        ["data.test_path", "t.csv", "no feature column 'b'", "a, y"],
+    ),
+    (
+        "split-file-missing-target",
+        both(
+            csv_case(
+                "a,y\n1,0\n2,1\n", config("path: data.csv, target: y, validation_path: v.csv")
+            ),
+            write("v.csv", "a,z\n1,0\n"),
+        ),
+        TRAIN,
+        ["data.validation_path", "v.csv", "no target column 'y'"],
+    ),
+    (
+        "split-file-unknown-label",
+        both(
+            csv_case(
+                "a,y\n1,0\n2,1\n",
+                config("path: data.csv, target: y, validation: 0, test_path: t.csv"),
+            ),
+            write("t.csv", "a,y\n1,7\n"),
+        ),
+        TRAIN,
+        ["data.test_path", "t.csv", "label 7", "training classes"],
+    ),
+    (
+        "split-file-and-fraction",
+        csv_case(
+            "a,y\n1,0\n2,1\n", config("path: data.csv, target: y, test: 0.2, test_path: t.csv")
+        ),
+        TRAIN,
+        ["data.test", "data.test_path", "t.csv", "0.2"],
+    ),
+    (
+        "split-file-with-builtin",
+        write("c.yaml", config("dataset: iris, validation_path: v.csv")),
+        TRAIN,
+        ["data.validation_path", "data.path", "built-in"],
+    ),
+    # --- IDX files (MNIST's format)
+    (
+        "idx-bad-magic",
+        both(
+            write("c.yaml", config("path: train-images-idx3-ubyte, validation: 0, test: 0")),
+            write("train-images-idx3-ubyte", b"\x00\x01\x08\x03" + bytes(20)),
+        ),
+        TRAIN,
+        ["train-images-idx3-ubyte", "not an IDX file", "00010803"],
+    ),
+    (
+        "idx-truncated",
+        both(
+            write("c.yaml", config("path: train-images-idx3-ubyte.gz, validation: 0, test: 0")),
+            write(
+                "train-images-idx3-ubyte.gz",
+                gzip.compress(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" * 3 + bytes(7)),
+            ),
+        ),
+        TRAIN,
+        ["train-images-idx3-ubyte.gz", "truncated", "2 x 2 x 2", "24 bytes", "has 23"],
+    ),
+    (
+        "idx-target-given",
+        both(
+            write(
+                "c.yaml", config("path: train-images-idx3-ubyte, target: y, validation: 0, test: 0")
+            ),
+            write(
+                "train-images-idx3-ubyte", b"\x00\x00\x08\x03" + b"\x00\x00\x00\x01" * 3 + bytes(1)
+            ),
+        ),
+        TRAIN,
+        ["train-images-idx3-ubyte", "data.target", "labels file"],
     ),
 ]
 

@@ -98,6 +98,7 @@ def test_resolved_contains_every_default(write_config):
         "eps": 1e-8,
         "weight_decay": 0.0,
         "amsgrad": False,
+        "decay_biases": True,
     }
     assert r["training"] == {
         "epochs": 30,
@@ -302,13 +303,18 @@ BAD = [
     ),
     pytest.param(
         _bce_output({"units": 1, "activation": "softmax"}),
-        ["model.layers[1]", "binary_cross_entropy", "1 sigmoid unit", "softmax"],
+        ["model.layers[1].activation", "binary_cross_entropy", "sigmoid output", "'softmax'"],
         id="bce-softmax",
     ),
     pytest.param(
-        _bce_output({"units": 2, "activation": "sigmoid"}),
-        ["model.layers[1]", "binary_cross_entropy", "1 sigmoid unit", "got 2 sigmoid"],
-        id="bce-2-units",
+        _set(["data", "task"], "regression"),
+        ["data.task", "regression", "cross_entropy classifies", "mse"],
+        id="ce-regression",
+    ),
+    pytest.param(
+        _set(["data", "task"], "clasification"),
+        ["data.task", "classification", "regression"],
+        id="task-typo",
     ),
     pytest.param(
         _set(["model", "layers", 1, "activation"], "sigmoid"),
@@ -750,3 +756,50 @@ def test_shipped_config_loads(path):
 
 def test_there_are_shipped_configs():
     assert len(list(CONFIGS_DIR.glob("*.yaml"))) >= 5
+
+
+def test_init_and_decay_keys_reach_the_network_and_the_optimizer(write_config):
+    """model.init: lecun, model.bias_init: normal with its scale, optimizer.decay_biases:
+    false (the weights' ranges decayed, the biases' not)."""
+    import numpy as np
+
+    from backprop_cli.data import streams
+    from backprop_cli.training import build_optimizer, setup
+
+    text = MINIMAL + (
+        "  init: lecun\n  bias_init: normal\n  bias_init_scale: 0.5\n  dtype: float64\n"
+        "optimizer: {name: sgd, lr: 0.1, weight_decay: 0.01, decay_biases: false}\n"
+    )
+    cfg = load_config(write_config(text))
+    assert (cfg.model.bias_init, cfg.model.bias_init_scale) == ("normal", 0.5)
+    s = setup(cfg, "config")
+    rng = streams(cfg.seed)["init"]  # the run's init stream: W^l ~ N(0, 1/fan_in), then b^l
+    for W, b in zip(s.net.W, s.net.b, strict=True):
+        assert np.array_equal(W, rng.normal(0.0, (1 / W.shape[0]) ** 0.5, W.shape))
+        assert np.array_equal(b, rng.normal(0.0, 0.5, b.shape))
+    opt = build_optimizer(cfg, s.net)
+    assert [(r.start, r.stop, d) for r, d in opt._runs] == [
+        (0, 16, True),
+        (16, 24, False),
+        (24, 40, True),
+        (40, 42, False),
+    ]
+    default = load_config(write_config(MINIMAL + "optimizer: {name: sgd, weight_decay: 0.1}\n"))
+    assert build_optimizer(default, setup(default, "config").net).decays_everything
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("model.bias_init", "ones", ["model.bias_init", "zeros", "normal"]),
+        ("model.bias_init_scale", "0", ["model.bias_init_scale", "must be > 0"]),
+        ("model.init", "lecunn", ["model.init", "lecun"]),
+        ("optimizer.decay_biases", "maybe", ["optimizer.decay_biases"]),
+    ],
+)
+def test_init_and_decay_keys_are_validated(write_config, key, value, words):
+    with pytest.raises(ConfigError) as e:
+        load_config(write_config(MINIMAL), [f"{key}={value}"])
+    msg = one_line_error(e)
+    for w in words:
+        assert w in msg, msg

@@ -143,3 +143,23 @@ def test_a_missing_extra_is_one_line(capsys, tmp_path, monkeypatch):
         capsys, "export", "--weights", tmp_path / "r" / "weights.npz", "--format", "pt"
     )
     assert code == 2 and "expected one of onnx, safetensors" in err
+
+
+@pytest.mark.parametrize(
+    ("loss", "output"),
+    [("mse", "sigmoid"), ("binary_cross_entropy", "sigmoid"), ("huber", "identity")],
+)
+def test_classification_with_a_unit_per_class_exports_what_predict_gives(
+    capsys, tmp_path, loss, output
+):
+    """Outputs that are not a softmax: ONNX's probabilities are predict_proba's (clipped at
+    0, over their sum), its labels predict's."""
+    (tmp_path / "c.yaml").write_text(
+        "data: {dataset: penguins, dropna: true, task: classification}\n"
+        f"model:\n  layers: [{{units: 6, activation: tanh}}, {{units: 3, activation: {output}}}]\n"
+        f"loss: {loss}\noptimizer: {{name: sgd, lr: 0.5}}\ntraining: {{epochs: 3}}\n"
+    )
+    code, _, err = run_cli(capsys, "train", tmp_path / "c.yaml", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    model = bp.load(tmp_path / "r" / "weights.npz")
+    assert check(capsys, tmp_path, tmp_path / "r", held_out(model)) <= TOL

@@ -172,6 +172,7 @@ def test_dtype_is_kept_through_the_hot_path(dtype):
     ("init", "expected_std"),
     [
         ("he", lambda fi, fo: np.sqrt(2 / fi)),
+        ("lecun", lambda fi, fo: np.sqrt(1 / fi)),
         ("xavier", lambda fi, fo: np.sqrt(2 / (fi + fo))),
         ("normal", lambda fi, fo: 0.1),
         ("uniform", lambda fi, fo: 0.1 / np.sqrt(3)),
@@ -182,6 +183,37 @@ def test_init_scales(init, expected_std):
     net.init(init, np.random.default_rng(0), scale=0.1)
     assert abs(net.W[0].std() / expected_std(400, 300) - 1) < 0.02
     assert (net.b[0] == 0).all()
+
+
+def test_lecun_and_normal_biases_are_the_rule_written_out():
+    """lecun: W^l ~ N(0, 1/fan_in); bias_init normal: b^l ~ N(0, scale^2), drawn after W^l
+    from the same generator (the book's improved init, its N(0, 1) biases)."""
+    net = Network([5, 4, 3], ["sigmoid", "sigmoid"], dtype=np.float64)
+    net.init("lecun", np.random.default_rng(11), bias="normal", bias_scale=0.7)
+    rng = np.random.default_rng(11)
+    for W, b in zip(net.W, net.b, strict=True):
+        fan_in = W.shape[0]
+        np.testing.assert_array_equal(W, rng.normal(0.0, 1.0 / np.sqrt(fan_in), W.shape))
+        np.testing.assert_array_equal(b, rng.normal(0.0, 0.7, b.shape))
+    zeros = Network([5, 4, 3], ["sigmoid", "sigmoid"], dtype=np.float64)
+    zeros.init("lecun", np.random.default_rng(11))
+    np.testing.assert_array_equal(zeros.W[0], net.W[0])  # zeros draws nothing for the biases
+    assert (zeros.b[0] == 0).all() and (zeros.b[1] == 0).all()
+
+
+def test_normal_biases_have_the_scale_asked_for():
+    net = Network([3, 20000], ["identity"], dtype=np.float64)
+    net.init("he", np.random.default_rng(0), bias="normal", bias_scale=1.0)
+    assert abs(net.b[0].std() - 1.0) < 0.02 and abs(net.b[0].mean()) < 0.03
+    with pytest.raises(ValueError, match="unknown bias init 'ones'"):
+        net.init("he", np.random.default_rng(0), bias="ones")
+
+
+def test_weight_slices_are_the_ws_in_the_flat_buffer():
+    net = Network([3, 4, 2], ["tanh", "identity"], dtype=np.float64)
+    net.params[:] = np.arange(net.params.size)
+    for s, W in zip(net.weight_slices(), net.W, strict=True):
+        np.testing.assert_array_equal(net.params[s], W.ravel())
 
 
 def test_init_is_reproducible_from_the_seed():

@@ -533,3 +533,111 @@ def test_nn_has_no_defaults_of_its_own(name):
 
     with pytest.raises(ValueError, match="missing"):
         nn_make_optimizer(name, np.zeros(2), np.zeros(2), lr=0.1)
+
+
+# ---------------------------------------------------------------------------------------
+# decay_biases: false, weight decay on the weights alone (torch's two parameter groups).
+# ---------------------------------------------------------------------------------------
+
+DECAY_CASES = [
+    pytest.param("sgd", {"lr": 0.1, "weight_decay": 0.3}, id="sgd"),
+    pytest.param("sgd", {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.3}, id="sgd-momentum"),
+    pytest.param(
+        "sgd",
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.3},
+        id="sgd-nesterov",
+    ),
+    pytest.param("sgd", {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.3}),
+    pytest.param("rmsprop", {"lr": 0.01, "weight_decay": 0.3}, id="rmsprop"),
+    pytest.param(
+        "rmsprop",
+        {"lr": 0.005, "centered": True, "momentum": 0.5, "weight_decay": 0.3},
+        id="rmsprop-centered-momentum",
+    ),
+    pytest.param("adam", {"lr": 0.02, "weight_decay": 0.3}, id="adam"),
+    pytest.param("adam", {"lr": 0.02, "weight_decay": 0.3, "amsgrad": True}, id="adam-amsgrad"),
+    pytest.param("adamw", {"lr": 0.02, "weight_decay": 0.3}, id="adamw"),
+    pytest.param("adamw", {"lr": 0.02, "weight_decay": 0.3, "amsgrad": True}, id="adamw-amsgrad"),
+]
+
+
+def _layered_buffers(seed=3):
+    """A [3, 4, 2] network's flat parameters (W0, b0, W1, b1), its weights' ranges, and a
+    gradient per step."""
+    from backprop_cli.nn.network import Network
+
+    net = Network([3, 4, 2], ["tanh", "identity"], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    net.params[:] = rng.normal(size=net.params.size) + 1.0
+    grads = rng.normal(size=(6, net.params.size))
+    return net, net.weight_slices(), grads
+
+
+def _steps(name, hyper, decayed, dtype=np.float64):
+    net, weights, grads = _layered_buffers()
+    params = net.params.astype(dtype)
+    g = np.zeros_like(params)
+    opt = make_optimizer(name, params, g, decayed=decayed(weights), **hyper)
+    for gi in grads:
+        g[:] = gi
+        opt.step()
+    return opt, net, weights
+
+
+@pytest.mark.parametrize("name, hyper", DECAY_CASES)
+def test_decay_on_the_weights_alone_equals_torchs_two_parameter_groups(backend, name, hyper):
+    torch = pytest.importorskip("torch")
+    opt, net, weights = _steps(name, hyper, lambda w: w)
+    if backend == "compiled" and name in ("sgd", "adam", "adamw") and not hyper.get("amsgrad"):
+        assert opt.compiled and not opt.decays_everything
+    W = [torch.nn.Parameter(torch.tensor(w.copy())) for w in net.W]
+    b = [torch.nn.Parameter(torch.tensor(v.copy())) for v in net.b]
+    groups = [{"params": W}, {"params": b, "weight_decay": 0.0}]
+    theirs = getattr(torch.optim, TORCH_NAMES[name])(groups, **hyper)
+    _, _, grads = _layered_buffers()
+    for gi in grads:
+        gW, gb = net._views(gi.copy())
+        for p, gp in zip(W + b, gW + gb, strict=True):
+            p.grad = torch.tensor(gp)
+        theirs.step()
+    net.params[:] = opt.params
+    for ours, t in zip(net.W + net.b, W + b, strict=True):
+        np.testing.assert_allclose(ours, t.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, hyper", DECAY_CASES)
+def test_decay_biases_false_changes_the_biases_only(name, hyper):
+    """The weights' updates are the same either way (every rule is elementwise); the biases'
+    are not decayed, so they differ."""
+    grouped, net, weights = _steps(name, hyper, lambda w: w)
+    every, _, _ = _steps(name, hyper, lambda w: None)
+    assert every.decays_everything
+    bias = np.ones(grouped.params.size, dtype=bool)
+    for s in weights:
+        bias[s] = False
+    np.testing.assert_array_equal(grouped.params[~bias], every.params[~bias])
+    assert np.all(grouped.params[bias] != every.params[bias])
+
+
+def test_sgd_decay_on_the_weights_alone_by_hand(backend):
+    """One step: W <- W - lr (g + wd W), b <- b - lr g."""
+    lr, wd = 0.1, 0.5
+    start, weights, grads = _layered_buffers()
+    p, g = start.params.copy(), grads[0]
+    opt2 = make_optimizer("sgd", p, g.copy(), decayed=weights, lr=lr, weight_decay=wd)
+    opt2.step()
+    want = start.params - lr * g
+    for s in weights:
+        want[s] = start.params[s] - lr * (g[s] + wd * start.params[s])
+    np.testing.assert_allclose(p, want, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, hyper", DECAY_CASES)
+def test_decay_on_the_weights_alone_is_the_same_bits_on_both_paths(monkeypatch, dtype, name, hyper):
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("BACKPROP_FAST", flag)
+        opt, _, _ = _steps(name, hyper, lambda w: w, dtype)
+        results.append(opt.params.copy())
+    np.testing.assert_array_equal(results[0].view(np.uint8), results[1].view(np.uint8))

@@ -204,3 +204,37 @@ def test_should_stop_stops_one_run_and_keeps_its_epochs(tmp_path):
     assert seen == [1, 2, 3] and not STOP.requested  # the process-wide flag was never touched
     assert json.loads((tmp_path / "r/summary.json").read_text())["stop_reason"] == "interrupted"
     assert metrics(tmp_path / "r/metrics.csv")[-1]["epoch"] == "3"
+
+
+def test_a_run_written_before_a_key_existed_resumes(capsys, tmp_path):
+    """A run directory from before model.bias_init, bias_init_scale and
+    optimizer.decay_biases: its config.yaml lacks them (they mean their defaults) and its
+    checkpoint's digest is of that config; it resumes, and a changed value is still refused."""
+    import hashlib
+
+    import yaml
+
+    base = ["train", str(CONFIGS / "iris.yaml"), "--out", "r", "-q"]
+    assert main([*base, "--set", "training.epochs=2"]) == 0
+    cfg_file = tmp_path / "r" / "config.yaml"
+    old = yaml.safe_load(cfg_file.read_text())
+    for section, key in (("model", "bias_init"), ("model", "bias_init_scale")):
+        del old[section][key]
+    del old["optimizer"]["decay_biases"]
+    cfg_file.write_text(yaml.safe_dump(old, sort_keys=False))
+    with np.load(tmp_path / "r" / "checkpoint.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    state = json.loads(str(arrays.pop("state")))
+    key = {k: old.get(k) for k in ("seed", "data", "model", "loss")}
+    state["config_sha256_model"] = hashlib.sha256(
+        json.dumps(key, sort_keys=True).encode()
+    ).hexdigest()
+    arrays["state"] = np.array(json.dumps(state))
+    np.savez(tmp_path / "r" / "checkpoint.npz", **arrays)
+    assert (
+        main([*base, "--set", "training.epochs=3", "--set", "model.bias_init=normal", "--resume"])
+        == 2
+    )
+    assert "model.bias_init: cannot resume" in capsys.readouterr().err
+    assert main([*base, "--set", "training.epochs=3", "--resume"]) == 0
+    assert [r["epoch"] for r in metrics(tmp_path / "r" / "metrics.csv")] == ["1", "2", "3"]

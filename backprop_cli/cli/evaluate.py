@@ -84,6 +84,7 @@ def eval_(
 
 CLASSIFICATION_ROWS = (
     ("accuracy", "accuracy"),
+    ("label accuracy", "label_accuracy"),
     ("balanced accuracy", "balanced_accuracy"),
     ("precision (macro)", "precision_macro"),
     ("recall (macro)", "recall_macro"),
@@ -99,16 +100,18 @@ def _render(result: dict) -> None:
 
     classify = result["task"] == "classification"
     rows = CLASSIFICATION_ROWS if classify else REGRESSION_ROWS
-    items = [("loss", result["loss"]), *((label, result[k]) for label, k in rows)]
+    items = [("loss", result["loss"]), *((label, result[k]) for label, k in rows if k in result)]
     console.key_values(f"{result['data']}", [*items, ("rows", result["rows"])])
     if classify:
         per = result["per_class"]
+        multilabel = "label_accuracy" in result  # per label: rows are its positive rows
         console.table(
-            "per class",
-            ["class", "precision", "recall", "F1", "rows"],
+            "per label" if multilabel else "per class",
+            ["label" if multilabel else "class", "precision", "recall", "F1", "rows"],
             [[c, v["precision"], v["recall"], v["f1"], v["rows"]] for c, v in per.items()],
         )
-        console.confusion(result["classes"], result["confusion_matrix"])
+        if "confusion_matrix" in result:
+            console.confusion(result["classes"], result["confusion_matrix"])
     elif len(result["per_target"]) > 1:
         per = result["per_target"]
         console.table(

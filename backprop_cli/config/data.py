@@ -54,8 +54,14 @@ class ColumnConfig(Strict):
 class DataConfig(Strict):
     dataset: str | None = None
     path: str | None = None
+    # Fixed splits from their own files (the training file's columns): their rows are the
+    # split, and the fraction of the training file for it becomes 0.
+    validation_path: str | None = None
+    test_path: str | None = None
     target: str | list[str] | None = None
     features: list[str] | None = None
+    # classification | regression; None: from the loss (cross-entropy losses classify)
+    task: Literal["classification", "regression"] | None = None
     validation: float = Field(0.15, ge=0, lt=1)
     test: float = Field(0.15, ge=0, lt=1)
     standardize: bool = True
@@ -75,10 +81,10 @@ class DataConfig(Strict):
     n_samples: int | None = Field(None, gt=0, le=10_000_000)
     noise: float | None = Field(None, ge=0)
 
-    @field_validator("path")
+    @field_validator("path", "validation_path", "test_path")
     @classmethod
-    def _path(cls, v):
-        return path_text("data.path", v)
+    def _path(cls, v, info):
+        return path_text(f"data.{info.field_name}", v)
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -115,8 +121,29 @@ class DataConfig(Strict):
             raise ValueError(
                 f"data.dataset: unknown dataset {self.dataset!r}{hint}; built-ins are {', '.join(BUILTIN_DATASETS)}"
             )
+        self._split_files()
         if self.validation + self.test >= 1:
             raise ValueError(
                 f"data.test: data.validation + data.test must be < 1 (got {self.validation} + {self.test})"
             )
         return self
+
+    def _split_files(self) -> None:
+        """A split read from its own file holds out nothing of the training file: its
+        fraction is 0 (set so, or refused when the config gives another)."""
+        for key, frac in (("validation_path", "validation"), ("test_path", "test")):
+            if getattr(self, key) is None:
+                continue
+            if self.path is None:
+                raise ValueError(
+                    f"data.{key}: a split file goes with data.path (the training rows as a "
+                    f"file), not a built-in dataset"
+                )
+            if frac not in self.model_fields_set:
+                setattr(self, frac, 0.0)
+            elif getattr(self, frac) != 0:
+                raise ValueError(
+                    f"data.{frac}: the {frac} rows come from data.{key} "
+                    f"({getattr(self, key)}), so no fraction of the training file is held out "
+                    f"for it; remove data.{frac} or set it to 0 (got {getattr(self, frac)})"
+                )

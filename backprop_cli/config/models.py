@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..nn.activations import ACTIVATIONS
 from ..nn.losses import CLASSIFICATION_LOSSES, LOSSES
-from ..nn.network import INITS
+from ..nn.network import BIAS_INITS, INITS
 from .data import (  # noqa: F401 (the data section is part of the one home of the rules)
     BUILTIN_DATASETS,
     COLUMN_TYPES,
@@ -37,11 +37,30 @@ MAX_UNITS = 1_000_000  # a weights file's layer width; a config's layers stop at
 ActivationName = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 LossName = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
 InitName = Literal[INITS]  # type: ignore[valid-type]
+BiasInitName = Literal[BIAS_INITS]  # type: ignore[valid-type]
+# Not a torch.optim hyperparameter but how the parameters are grouped: False is torch's two
+# parameter groups, the biases' with weight_decay 0 (the book's L2, Keras' kernel_regularizer).
+GROUPING_KEYS = ("decay_biases",)
 
 
 def task_of(loss: str) -> str:
-    """classification for the cross-entropy losses, regression for the others."""
+    """The task a loss implies where data.task does not say: classification for the
+    cross-entropy losses, regression for the others (which classify too, with data.task)."""
     return "classification" if loss in CLASSIFICATION_LOSSES else "regression"
+
+
+def output_units_problem(loss: str, units: int, classes: int, multilabel: bool) -> str | None:
+    """Why an output layer of ``units`` does not fit a classification of ``classes`` classes
+    (or labels, ``multilabel``), or None: cross_entropy takes one unit per class; the others
+    one per class or label, or 1 for two classes (a 0/1 target)."""
+    if units == classes or (
+        units == 1 and classes == 2 and loss != "cross_entropy" and not multilabel
+    ):
+        return None
+    if multilabel:
+        return f"the data has {classes} label columns; set units: {classes}"
+    one = "" if loss == "cross_entropy" or classes != 2 else " (or 1: a 0/1 target)"
+    return f"the data has {classes} classes; set units: {classes}{one}"
 
 
 # Validation metrics an early stopping or a plateau schedule may watch beyond metrics.csv's
@@ -109,6 +128,8 @@ class ModelConfig(Strict):
     layers: list[LayerConfig] = Field(min_length=1, max_length=MAX_LAYERS)
     init: InitName = "he"
     init_scale: float = Field(0.1, gt=0)
+    bias_init: BiasInitName = "zeros"
+    bias_init_scale: float = Field(1.0, gt=0)  # the std of bias_init: normal
     dtype: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
@@ -141,6 +162,7 @@ class SGDConfig(Strict):
     dampening: float = 0.0
     weight_decay: float = Field(0.0, ge=0)
     nesterov: bool = False
+    decay_biases: bool = True
 
     @model_validator(mode="after")
     def _nesterov(self):
@@ -159,6 +181,7 @@ class RMSpropConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0)
     centered: bool = False
+    decay_biases: bool = True
 
 
 class AdamConfig(Strict):
@@ -168,6 +191,7 @@ class AdamConfig(Strict):
     eps: float = Field(1e-8, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     amsgrad: bool = False
+    decay_biases: bool = True
 
     @field_validator("betas")
     @classmethod
@@ -378,13 +402,15 @@ class Config(Strict):
     def _loss_vs_output(self):
         last = self.model.layers[-1]
         where = f"model.layers[{len(self.model.layers) - 1}]"
-        if self.loss == "binary_cross_entropy" and (
-            last.activation != "sigmoid" or last.units != 1
-        ):
+        if self.data.task == "regression" and self.loss in CLASSIFICATION_LOSSES:
             raise ValueError(
-                f"{where}: binary_cross_entropy needs an output layer of 1 sigmoid unit "
-                f"(got {last.units} {last.activation}); use {{units: 1, activation: sigmoid}}, "
-                "or cross_entropy with a softmax layer of one unit per class"
+                f"data.task: regression, but the loss {self.loss} classifies; use mse, mae or "
+                "huber, or data.task: classification"
+            )
+        if self.loss == "binary_cross_entropy" and last.activation != "sigmoid":
+            raise ValueError(
+                f"{where}.activation: binary_cross_entropy needs a sigmoid output layer (got "
+                f"{last.activation!r}): 1 unit for two classes, one per class or per label"
             )
         if self.loss == "cross_entropy" and last.activation != "softmax":
             raise ValueError(
@@ -395,8 +421,8 @@ class Config(Strict):
 
     @property
     def task(self) -> str:
-        """classification for cross-entropy losses, regression otherwise."""
-        return task_of(self.loss)
+        """data.task, or from the loss: classification for the cross-entropy losses."""
+        return self.data.task or task_of(self.loss)
 
     @property
     def scales_target(self) -> bool:
@@ -431,8 +457,10 @@ def _field_defaults(model: type[BaseModel]) -> dict:
 
 
 def optimizer_defaults(name: str) -> dict:
-    """The hyperparameters an optimizer has when the config does not give them (torch.optim's)."""
-    return _field_defaults(OPTIMIZER_MODELS[name])
+    """The hyperparameters an optimizer has when the config does not give them (torch.optim's);
+    not ``decay_biases``, which groups the parameters (GROUPING_KEYS)."""
+    own = _field_defaults(OPTIMIZER_MODELS[name])
+    return {k: v for k, v in own.items() if k not in GROUPING_KEYS}
 
 
 def schedule_defaults(name: str) -> dict:

@@ -33,6 +33,18 @@ class Dataset:
     target_names: list[str]
     source: dict[str, Any] = field(default_factory=dict)
     weights: np.ndarray | None = None  # each row's weight in the loss (data.sample_weight)
+    # Splits read from their own files (data.validation_path, data.test_path): split -> row
+    # indices, all after the training file's ``own_rows`` rows.
+    given: dict[str, np.ndarray] = field(default_factory=dict)
+    own_rows: int | None = None
+
+    def own(self) -> Dataset:
+        """The training file's rows alone (all rows when no split came from a file)."""
+        if self.own_rows is None:
+            return self
+        n = self.own_rows
+        w = None if self.weights is None else self.weights[:n]
+        return Dataset(self.features.iloc[:n], self.targets[:n], self.target_names, self.source, w)
 
     @property
     def feature_names(self) -> list[str]:

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import DataError
 from ..store.npz import NpzReader, npz_errors
 from .dataset import Dataset, checked_weights, name_list, numeric_dataset
+from .idx import is_idx, labels_path, load_idx
 
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".json", ".jsonl", ".npz")
 SEPARATORS = (",", "\t", ";", "|")  # what a .csv/.txt header line is sniffed for
@@ -84,10 +85,10 @@ def _check_path(path: Path) -> None:
         raise DataError(f"{path}: cannot open the data file ({reason})") from None
     if stat.S_ISDIR(st.st_mode):
         raise DataError(f"{path}: is a directory, expected a data file")
-    if path.suffix.lower() not in FILE_SUFFIXES:
+    if path.suffix.lower() not in FILE_SUFFIXES and not is_idx(path):
         raise DataError(
             f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected .csv, .tsv, "
-            ".txt, .parquet, .json, .jsonl or .npz"
+            ".txt, .parquet, .json, .jsonl, .npz or IDX images (train-images-idx3-ubyte[.gz])"
         )
 
 
@@ -262,10 +263,13 @@ def load_file(
     sep: str | None = None,
     weight: str | None = None,
 ) -> Dataset:
-    """A data file by its extension; its source records the absolute path and its sha256."""
+    """A data file by its extension (an IDX images file by its name); its source records the
+    absolute path and its sha256 (an IDX file's, its labels file's too)."""
     p = Path(path).expanduser()
-    if weight is not None and p.suffix.lower() == ".npz":
-        raise DataError(f"{p}: data.sample_weight names a column; an .npz has X and y only")
+    if weight is not None and (p.suffix.lower() == ".npz" or is_idx(p)):
+        raise DataError(f"{p}: data.sample_weight names a column; an .npz or IDX file has none")
+    if is_idx(p):
+        return _idx_file(p, target, features, need_target)
     ds = (
         load_npz(p)
         if p.suffix.lower() == ".npz"
@@ -277,4 +281,22 @@ def load_file(
         "target": target,
         "features": ds.feature_names,
     }
+    return ds
+
+
+def _idx_file(p: Path, target, features, need_target: bool) -> Dataset:
+    """An IDX images file and (``need_target``) its labels file."""
+    for key, value in (("data.target", target), ("data.features", features)):
+        if value is not None:
+            raise DataError(
+                f"{p}: {key} names columns; an IDX images file's features are its pixels and "
+                f"its target the labels file beside it; remove {key}"
+            )
+    _check_path(p)
+    ds = load_idx(p, need_labels=need_target)
+    ds.source = {"path": str(p.resolve()), "sha256": file_digest(p), "target": None}
+    if need_target:
+        lp = labels_path(p)
+        ds.source["labels"] = {"path": str(lp.resolve()), "sha256": file_digest(lp)}
+    ds.source["features"] = ds.feature_names
     return ds

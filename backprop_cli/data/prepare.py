@@ -16,11 +16,13 @@ from .builtin import load_builtin
 from .columns import encode, encoded_names, fit_columns, scaled
 from .dataset import Dataset, streams
 from .files import load_file
+from .splitfiles import SPLIT_FILES, with_split_files
 from .targets import class_labels, encode_classes, encode_targets, regression_targets
 
 
 def load_dataset(data: DataConfig, seed: int) -> Dataset:
-    """The dataset a config's ``data`` section names (a built-in or a file)."""
+    """The dataset a config's ``data`` section names (a built-in or a file, followed by the
+    rows of its split files)."""
     if data.dataset:
         if data.sample_weight:
             raise DataError(
@@ -28,9 +30,10 @@ def load_dataset(data: DataConfig, seed: int) -> Dataset:
                 f"the built-in {data.dataset} has none"
             )
         return load_builtin(data.dataset, seed, data.n_samples, data.noise)
-    return load_file(
+    ds = load_file(
         data.path, data.target, data.features, data.dropna, sep=data.sep, weight=data.sample_weight
     )
+    return with_split_files(ds, data)
 
 
 def split_indices(
@@ -71,6 +74,7 @@ class Prepared:
     columns: list[ColumnSpec]
     y_mean: np.ndarray | None = None  # regression targets standardized: y = y_mean + y_scale t
     y_scale: np.ndarray | None = None
+    multilabel: bool = False  # several 0/1 target columns; ``classes`` are their names
 
     def sample_weights(self, split: str) -> np.ndarray | None:
         """The rows' weights of a split (data.sample_weight), or None."""
@@ -98,23 +102,35 @@ class Prepared:
         return self.y["train"].shape[1]
 
 
+def is_multilabel(ds: Dataset, task: str) -> bool:
+    """Classification with several target columns: each a 0/1 label."""
+    return task == "classification" and ds.targets.ndim == 2 and ds.targets.shape[1] > 1
+
+
 def split_rows(
-    ds: Dataset, loss: str, seed: int, validation: float, test: float, where: str
+    ds: Dataset,
+    loss: str,
+    seed: int,
+    validation: float,
+    test: float,
+    where: str,
+    task: str | None = None,
 ) -> tuple[list | None, dict[str, np.ndarray]]:
-    """(the classes for classification, else None; the train/val/test row indices), split
-    from the seed, stratified by class: the same rows every time, at training and at eval."""
+    """(the classes for classification (multi-label: the label columns' names), else None;
+    the train/val/test row indices), split from the seed, stratified by class (not for
+    multi-label): the same rows every time, at training and at eval."""
     n = len(ds)
     classes = strata = None
-    if task_of(loss) == "classification":
+    task = task or task_of(loss)
+    if is_multilabel(ds, task):
+        k = ds.targets.shape[1]
+        names = ds.target_names if len(ds.target_names) == k else [f"y{j}" for j in range(k)]
+        classes = list(names)
+    elif task == "classification":
         classes = class_labels(ds.targets, where)
         if len(classes) < 2:
             raise DataError(
                 f"{where}: the target has a single class ({classes[0]!r}); classification needs at least 2"
-            )
-        if loss == "binary_cross_entropy" and len(classes) != 2:
-            raise DataError(
-                f"{where}: binary_cross_entropy needs exactly 2 classes, the target has {len(classes)}; "
-                "use cross_entropy with a softmax layer of one unit per class"
             )
         strata = encode_classes(ds.targets, classes, where)
     train, val, tst = split_indices(n, strata, validation, test, streams(seed)["split"])
@@ -123,7 +139,7 @@ def split_rows(
             per_class = (
                 f" (the split is stratified: {len(classes)} classes of about {n / len(classes):.1f} rows each"
                 f"{'; is the target column really a class label?' if len(classes) > n / 2 else ''})"
-                if classes
+                if strata is not None
                 else ""
             )
             raise DataError(
@@ -143,22 +159,38 @@ def prepare(
     dtype=np.float32,
     where: str = "data",
     scale_target: bool = False,
+    task: str | None = None,
+    units: int | None = None,
 ) -> Prepared:
     """Split, fit the columns' encoding and the standardization on the training rows, encode
-    every split and the targets (standardized too with ``scale_target``, for regression)."""
-    classes, ids = split_rows(ds, loss, seed, data.validation, data.test, where)
+    every split and the targets (standardized too with ``scale_target``, for regression;
+    for classification as the loss and the output layer's ``units`` take them:
+    ``encode_targets``). Splits from their own files (``ds.given``) are those rows; the rest
+    is split from the training file's rows. ``task`` None: the loss's."""
+    task = task or task_of(loss)
+    own = ds.own()
+    classes, ids = split_rows(own, loss, seed, data.validation, data.test, where, task)
+    multilabel = is_multilabel(ds, task)
+    for split, rows in ds.given.items():
+        ids[split] = rows
+        if classes is not None and not multilabel:  # a label the training rows never had
+            key = SPLIT_FILES[split]
+            encode_classes(ds.targets[rows], classes, f"data.{key}: {getattr(data, key)}")
     columns = fit_columns(ds.features.iloc[ids["train"]], data, where)
     E, _ = encode(ds.features, columns, where)
     mean, scale = standardization(E[ids["train"]], columns, data.standardize, where)
-    y_all = encode_targets(ds.targets, loss, classes, where, dtype)
+    y_all = encode_targets(
+        ds.targets, loss, classes, where, dtype, task, units, multilabel, classes
+    )
     y_mean = y_scale = None
     if classes is None and scale_target:
         y_all, y_mean, y_scale = standardize_target(ds.targets, ids["train"], where, dtype)
     names = encoded_names(columns)
     Xs = {k: apply_preprocessing(E[i], mean, scale, dtype, where, names) for k, i in ids.items()}
     ys = {k: y_all[i] for k, i in ids.items()}
-    task = task_of(loss)
-    return Prepared(task, Xs, ys, mean, scale, classes, ds, ids, columns, y_mean, y_scale)
+    return Prepared(
+        task, Xs, ys, mean, scale, classes, ds, ids, columns, y_mean, y_scale, multilabel
+    )
 
 
 def standardize_target(targets: np.ndarray, train: np.ndarray, where: str, dtype):

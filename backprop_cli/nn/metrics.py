@@ -1,7 +1,11 @@
 """Metrics beside the loss, as scikit-learn's ``sklearn.metrics`` defines them (tested against
 it): accuracy, the confusion matrix, precision, recall and F1 (per class and macro),
 balanced accuracy, ROC-AUC (binary; one-vs-rest macro for several classes), log loss;
-R^2, MAE and RMSE per target column and their mean."""
+R^2, MAE and RMSE per target column and their mean. Multi-label (several 0/1 targets, an
+output unit each, 1 when >= 0.5): subset accuracy (every label right, sklearn's
+accuracy_score), label accuracy (1 - hamming_loss), and per label, macro-averaged,
+precision, recall, F1, balanced accuracy and ROC-AUC; log loss is the mean binary
+cross-entropy over every label."""
 
 from __future__ import annotations
 
@@ -18,17 +22,22 @@ def predicted_classes(out: np.ndarray) -> np.ndarray:
 
 
 def class_indices(y: np.ndarray) -> np.ndarray:
-    """Class indices from encoded targets: (n,) indices, or (n, 1) 0/1 for BCE."""
-    return np.asarray(y if y.ndim == 1 else y[:, 0], dtype=np.int64)
+    """Class indices from encoded targets: (n,) indices, (n, 1) 0/1, or (n, k) one-hot rows."""
+    if y.ndim == 1:
+        return np.asarray(y, dtype=np.int64)
+    return np.asarray(y[:, 0] if y.shape[1] == 1 else y.argmax(axis=1), dtype=np.int64)
 
 
-def count_correct(y: np.ndarray, out: np.ndarray) -> int:
-    """How many rows the output layer classifies as their target class."""
+def count_correct(y: np.ndarray, out: np.ndarray, multilabel: bool = False) -> int:
+    """How many rows the output layer classifies as their target class (multi-label: every
+    label of the row right)."""
+    if multilabel:
+        return int(np.count_nonzero(((out >= 0.5) == (y >= 0.5)).all(axis=1)))
     return int(np.count_nonzero(predicted_classes(out) == class_indices(y)))
 
 
-def accuracy(y: np.ndarray, out: np.ndarray) -> float:
-    return count_correct(y, out) / len(y) if len(y) else float("nan")
+def accuracy(y: np.ndarray, out: np.ndarray, multilabel: bool = False) -> float:
+    return count_correct(y, out, multilabel) / len(y) if len(y) else float("nan")
 
 
 def squared_errors(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -63,9 +72,19 @@ def confusion_matrix(y: np.ndarray, out: np.ndarray, n_classes: int) -> np.ndarr
 
 
 def probabilities(out: np.ndarray) -> np.ndarray:
-    """(n, k) class probabilities from the output layer (one sigmoid unit: [1 - p, p])."""
+    """(n, k) class probabilities from the output layer (one sigmoid unit: [1 - p, p]).
+    Rows that are not a distribution (one sigmoid unit per class, or mse's outputs) are
+    clipped at 0 and divided by their sum (a row of zeros: 1/k each); softmax rows stay."""
     out = np.asarray(out, dtype=np.float64)
-    return np.c_[1.0 - out[:, 0], out[:, 0]] if out.shape[1] == 1 else out
+    if out.shape[1] == 1:
+        return np.c_[1.0 - out[:, 0], out[:, 0]]
+    sums = out.sum(axis=1, keepdims=True)
+    if out.size == 0 or (out.min() >= 0 and np.all(np.abs(sums - 1.0) <= 1e-6)):
+        return out
+    p = np.maximum(out, 0.0)
+    total = p.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, p / total, 1.0 / out.shape[1])
 
 
 def precision_recall_f1(cm: np.ndarray) -> dict[str, np.ndarray]:
@@ -145,6 +164,36 @@ def classification_report(y: np.ndarray, out: np.ndarray, classes: list) -> dict
         },
     }
     return report
+
+
+def multilabel_report(y: np.ndarray, out: np.ndarray, labels: list) -> dict:
+    """Every metric of a multi-label output: subset and label accuracy, and per label (a
+    binary problem each) precision, recall, F1, balanced accuracy, ROC-AUC, macro-averaged;
+    log loss over every label."""
+    truth, pred = np.asarray(y) >= 0.5, np.asarray(out) >= 0.5
+    per, auc, balanced = {}, [], []
+    for j, label in enumerate(labels):
+        cm = np.zeros((2, 2), dtype=np.int64)
+        np.add.at(cm, (truth[:, j].astype(int), pred[:, j].astype(int)), 1)
+        prf = precision_recall_f1(cm)
+        per[str(label)] = {k: float(v[1]) for k, v in prf.items()} | {"rows": int(cm[1].sum())}
+        balanced.append(balanced_accuracy(cm))
+        auc.append(binary_auc(truth[:, j], np.asarray(out, dtype=np.float64)[:, j]))
+    eps = np.finfo(np.float64).eps
+    p = np.clip(np.asarray(out, dtype=np.float64), eps, 1 - eps)
+    bce = -(truth * np.log(p) + (~truth) * np.log1p(-p))
+    return {
+        "accuracy": accuracy(y, out, multilabel=True),
+        "label_accuracy": float(np.mean(truth == pred)) if len(y) else math.nan,
+        "balanced_accuracy": float(np.mean(balanced)),
+        **{
+            f"{k}_macro": float(np.mean([v[k] for v in per.values()]))
+            for k in ("precision", "recall", "f1")
+        },
+        "roc_auc": float(np.mean(auc)),
+        "log_loss": float(np.mean(bce)) if len(y) else math.nan,
+        "per_class": per,
+    }
 
 
 def regression_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:

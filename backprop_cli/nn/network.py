@@ -33,7 +33,8 @@ from . import fast
 from .activations import Activation, ReLU, get_activation
 from .losses import Loss
 
-INITS = ("he", "xavier", "glorot", "normal", "uniform")  # glorot is xavier's other name
+INITS = ("he", "lecun", "xavier", "glorot", "normal", "uniform")  # glorot is xavier's other name
+BIAS_INITS = ("zeros", "normal")
 
 
 class Network:
@@ -136,35 +137,38 @@ class Network:
             offset += W.size + b.size
         return out
 
+    def weight_slices(self) -> list[slice]:
+        """The range of each layer's W in the flat buffers (its b follows it)."""
+        return [
+            slice(s.start, s.start + W.size)
+            for s, W in zip(self.layer_slices(), self.W, strict=True)
+        ]
+
     def init(
         self,
         method: str,
         rng: np.random.Generator,
         scale: float = 0.1,
         per_layer: Sequence[str | None] | None = None,
+        bias: str = "zeros",
+        bias_scale: float = 1.0,
     ) -> None:
-        """Draw the weights; biases are zero.
+        """Draw the weights, layer by layer (W^l, then b^l when ``bias`` is normal).
 
-        he: N(0, 2/fan_in) (kaiming_normal_); xavier: U(-r, r), r = sqrt(6/(fan_in+fan_out))
-        (xavier_uniform_); normal: N(0, scale^2); uniform: U(-scale, scale).
-        ``per_layer`` overrides ``method`` for the layers where it is not None.
+        he: N(0, 2/fan_in) (kaiming_normal_); lecun: N(0, 1/fan_in) (the book's "improved"
+        init, Keras' lecun_normal without its truncation); xavier: U(-r, r),
+        r = sqrt(6/(fan_in+fan_out)) (xavier_uniform_); normal: N(0, scale^2); uniform:
+        U(-scale, scale). ``per_layer`` overrides ``method`` for the layers where it is not None.
+        Biases: zeros, or N(0, bias_scale^2) (the book's N(0, 1) with bias_scale 1).
         """
+        if bias not in BIAS_INITS:
+            raise ValueError(f"unknown bias init {bias!r}; expected one of {', '.join(BIAS_INITS)}")
         self.params[:] = 0
-        for l, W in enumerate(self.W):
+        for l, (W, b) in enumerate(zip(self.W, self.b, strict=True)):
             how = (per_layer[l] if per_layer and per_layer[l] else None) or method
-            fan_in, fan_out = W.shape
-            if how == "he":
-                w = rng.normal(0.0, math.sqrt(2.0 / fan_in), W.shape)
-            elif how in ("xavier", "glorot"):
-                r = math.sqrt(6.0 / (fan_in + fan_out))
-                w = rng.uniform(-r, r, W.shape)
-            elif how == "normal":
-                w = rng.normal(0.0, scale, W.shape)
-            elif how == "uniform":
-                w = rng.uniform(-scale, scale, W.shape)
-            else:
-                raise ValueError(f"unknown init {how!r}; expected one of {', '.join(INITS)}")
-            W[...] = w
+            W[...] = _weights(how, W.shape, rng, scale)
+            if bias == "normal":
+                b[...] = rng.normal(0.0, bias_scale, b.shape)
 
     def _batch_buffers(self, n: int) -> _Buffers:
         buf = self._buffers.get(n)
@@ -321,6 +325,23 @@ class Network:
         if loss is None or not n:
             return None, out
         return total / (n if w is None else float(w.sum())), out
+
+
+def _weights(how: str, shape: tuple[int, int], rng: np.random.Generator, scale: float):
+    """A weight matrix (fan_in, fan_out) drawn as ``how`` says (``Network.init``)."""
+    fan_in, fan_out = shape
+    if how == "he":
+        return rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
+    if how == "lecun":
+        return rng.normal(0.0, math.sqrt(1.0 / fan_in), shape)
+    if how in ("xavier", "glorot"):
+        r = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-r, r, shape)
+    if how == "normal":
+        return rng.normal(0.0, scale, shape)
+    if how == "uniform":
+        return rng.uniform(-scale, scale, shape)
+    raise ValueError(f"unknown init {how!r}; expected one of {', '.join(INITS)}")
 
 
 class _Buffers:

@@ -5,11 +5,17 @@ and updates ``params`` in place in ``step()``. State (momentum buffers, moment e
 is allocated once, with zeros, in the parameters' dtype. The update rules are those of
 the pseudocode in torch.optim's documentation for SGD, RMSprop, Adam and AdamW; where the
 step count t appears it counts from 1 at the first step, as there.
+
+Weight decay applies to the whole buffer (torch's one parameter group), or only to the
+ranges ``decayed`` names (torch's two parameter groups, the other with weight_decay 0: the
+weights alone, as the book's L2 term and Keras' kernel_regularizer): the compiled kernels then
+run once per range, with the decay or without it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,7 +30,14 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
     _kernel = None  # the compiled update (fast.py) where ``_fast`` found one; None: NumPy
 
-    def __init__(self, params: np.ndarray, grads: np.ndarray, **hyper):
+    def __init__(
+        self,
+        params: np.ndarray,
+        grads: np.ndarray,
+        *,
+        decayed: Sequence[slice] | None = None,
+        **hyper,
+    ):
         given, names = set(hyper), set(self.hyper_names)
         if given != names:
             unknown, missing = sorted(given - names), sorted(names - given)
@@ -51,6 +64,12 @@ class Optimizer:
         # Scratch buffers, so that a step allocates nothing: every operation writes in place.
         self._tmp = np.empty_like(params)
         self._gwd = np.empty_like(params) if self.hyper.get("weight_decay") else None
+        self._runs = _runs(params.size, decayed) if decayed is not None else None
+
+    @property
+    def decays_everything(self) -> bool:
+        """Whether weight decay (if any) applies to every parameter (torch's default)."""
+        return self._runs is None
 
     @property
     def compiled(self) -> bool:
@@ -96,6 +115,12 @@ class Optimizer:
         found = functions(p.dtype, name) if usable else None
         self._kernel = found[0] if found else None
         self._pointers = tuple(a.ctypes.data for a in arrays)
+        # Without decay on some ranges, the kernel runs once per range: (pointers, size, decays).
+        item = p.dtype.itemsize
+        self._calls = [
+            (tuple(a + s.start * item for a in self._pointers), s.stop - s.start, decays)
+            for s, decays in (self._runs or [(slice(0, p.size), True)])
+        ]
 
     def step(self) -> None:
         self.t += 1
@@ -105,10 +130,14 @@ class Optimizer:
         raise NotImplementedError
 
     def _decayed(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """g + weight_decay * p (L2 penalty folded into the gradient), as torch does."""
+        """g + weight_decay * p (L2 penalty folded into the gradient), as torch does; g alone
+        on the ranges not decayed."""
         if self.weight_decay:
             np.multiply(p, self.weight_decay, out=self._gwd)
             self._gwd += g
+            for s, decays in self._runs or ():
+                if not decays:
+                    self._gwd[s] = g[s]
             return self._gwd
         return g
 
@@ -144,16 +173,17 @@ class SGD(Optimizer):
     def _step(self, p, g):
         if self._kernel is not None:
             f = p.dtype.type  # scalars in the buffers' dtype, as NumPy casts them below
-            self._kernel(
-                *self._pointers,
-                p.size,
-                f(self.lr),
-                f(self.momentum),
-                f(1.0 - self.dampening),
-                f(self.weight_decay),
-                self.t == 1,
-                bool(self.nesterov),
-            )
+            for pointers, n, decays in self._calls:
+                self._kernel(
+                    *pointers,
+                    n,
+                    f(self.lr),
+                    f(self.momentum),
+                    f(1.0 - self.dampening),
+                    f(self.weight_decay if decays else 0.0),
+                    self.t == 1,
+                    bool(self.nesterov),
+                )
             return
         g = self._decayed(p, g)
         tmp = self._tmp
@@ -257,21 +287,25 @@ class Adam(Optimizer):
             bias1, bias2_sqrt = 1.0 - b1**self.t, math.sqrt(1.0 - b2**self.t)
             wd = 0.0 if self.decoupled else self.weight_decay
             decay = 1.0 - self.lr * self.weight_decay if self.decoupled else 1.0
-            self._kernel(
-                *self._pointers,
-                p.size,
-                f(1.0 - b1),
-                f(1.0 - b2),
-                f(b2),
-                f(1.0 / bias2_sqrt),
-                f(self.eps),
-                f(self.lr / bias1),
-                f(wd),
-                f(decay),
-            )
+            for pointers, n, decays in self._calls:
+                self._kernel(
+                    *pointers,
+                    n,
+                    f(1.0 - b1),
+                    f(1.0 - b2),
+                    f(b2),
+                    f(1.0 / bias2_sqrt),
+                    f(self.eps),
+                    f(self.lr / bias1),
+                    f(wd if decays else 0.0),
+                    f(decay if decays else 1.0),
+                )
             return
-        if self.decoupled:
-            p *= 1.0 - self.lr * self.weight_decay  # AdamW: decay the weights, not the gradient
+        if self.decoupled:  # AdamW: decay the weights, not the gradient
+            factor = 1.0 - self.lr * self.weight_decay
+            for s, decays in self._runs or [(slice(None), True)]:
+                if decays:
+                    p[s] *= factor
         else:
             g = self._decayed(p, g)
         m, v, tmp = self.state["exp_avg"], self.state["exp_avg_sq"], self._tmp
@@ -306,12 +340,28 @@ class AdamW(Adam):
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}
 
 
-def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, **hyper) -> Optimizer:
-    """The optimizer registered as ``name`` over the flat buffers; the error lists the valid names."""
+def _runs(size: int, decayed: Sequence[slice]) -> list[tuple[slice, bool]]:
+    """The buffer [0, size) as consecutive ranges, each with whether weight decay applies."""
+    marks = np.zeros(size, dtype=bool)
+    for s in decayed:
+        marks[s] = True
+    edges = [0, *(np.flatnonzero(marks[1:] != marks[:-1]) + 1).tolist(), size]
+    return [(slice(a, b), bool(marks[a])) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+def make_optimizer(
+    name: str,
+    params: np.ndarray,
+    grads: np.ndarray,
+    decayed: Sequence[slice] | None = None,
+    **hyper,
+) -> Optimizer:
+    """The optimizer registered as ``name`` over the flat buffers, weight decay on the ranges
+    ``decayed`` only (None: everywhere); the error lists the valid names."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
         raise ValueError(
             f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}"
         ) from None
-    return cls(params, grads, **hyper)
+    return cls(params, grads, decayed=decayed, **hyper)

@@ -131,7 +131,7 @@ def confusion(run: RunReport) -> dict | None:
     """Counts of (true, predicted) classes, coloured by the share of the true class's rows."""
     alt = _alt()
     ev = run.evaluation
-    if not ev:
+    if not ev or "confusion_matrix" not in ev:  # multi-label: no one confusion matrix
         return None
     classes = [str(c) for c in ev["classes"]]
     cm = np.asarray(ev["confusion_matrix"])

@@ -33,8 +33,11 @@ from .npz import NpzReader, npz_errors, read_json_member, require_file
 
 FORMAT = "backprop-weights"
 # 2: the spec's ``columns`` (the fitted preprocessing of raw feature columns) and target
-# scaling; a version-1 file (numeric features only) still loads.
-FORMAT_VERSION = 2
+# scaling; a version-1 file (numeric features only) still loads. 3: classification with a
+# loss that does not imply it (mse on one-hot targets, several sigmoid units with binary
+# cross-entropy) and multi-label; a file that uses neither is written as version 2, which
+# earlier versions read.
+FORMAT_VERSION = 3
 FLOAT_DTYPES = ("float32", "float64")
 
 # What each field must be, as the one-line error says it when the value does not fit.
@@ -46,6 +49,7 @@ EXPECTED = {
     "loss": "one of " + ", ".join(LOSSES),
     "task": "classification or regression",
     "classes": "a list of class labels (the output layer's)",
+    "multilabel": "true or false",
     "feature_names": "a list of column names",
     "columns": "a list of fitted columns (name, kind, impute, fill, categories, ...)",
     "y_mean": "a list of numbers, one per target",
@@ -135,7 +139,8 @@ class WeightsSpec(BaseModel):
     loss: Literal[tuple(LOSSES)]  # type: ignore[valid-type]
     dtype: Literal["float32", "float64"]
     task: Literal["classification", "regression"] | None = None
-    classes: list[str | int | float] | None = None
+    classes: list[str | int | float] | None = None  # multi-label: the label columns' names
+    multilabel: bool = False  # several 0/1 target columns, an output unit each
     feature_names: list[str] | None = None  # the network's inputs (encoded columns)
     target_names: list[str] | None = None
     columns: list[ColumnSpec] | None = None  # the raw feature columns; None: numeric ones
@@ -182,17 +187,20 @@ class WeightsSpec(BaseModel):
             raise bad("residual", f"a list of {n} true/false")
         if architecture_problem(self.sizes, [0.0] * n, self.residual):
             raise ValueError("the spec marks a layer residual, but its widths do not allow it")
-        task = task_of(self.loss)
         if self.task is None:
-            self.task = task
-        if self.task != task:
-            raise bad("task", f"{task!r} for loss {self.loss}")
+            self.task = task_of(self.loss)
+        task = self.task
+        if task == "regression" and task_of(self.loss) == "classification":
+            raise bad("task", f"'classification' for loss {self.loss}")
+        if self.multilabel and task != "classification":
+            raise bad("multilabel", "false for regression")
         if task == "classification":
-            want = 2 if self.loss == "binary_cross_entropy" else self.sizes[-1]
+            units = self.sizes[-1]
+            want = 2 if units == 1 and self.loss != "cross_entropy" else units
             if self.classes is None or len(self.classes) != want:
                 raise bad("classes", f"a list of {want} class labels (the output layer's)")
-            if self.loss == "binary_cross_entropy" and self.sizes[-1] != 1:
-                raise bad("sizes", "1 output unit for binary_cross_entropy")
+            if self.multilabel and units == 1:
+                raise bad("sizes", "an output unit per label")
         if self.feature_names is not None and len(self.feature_names) != self.sizes[0]:
             raise bad("feature_names", f"{self.sizes[0]} names, one per input")
         if self.columns is not None and sum(c.width for c in self.columns) != self.sizes[0]:
@@ -219,6 +227,9 @@ class WeightsSpec(BaseModel):
         data = self.model_dump(mode="json")
         if data["restored_best_epoch"] is None:
             del data["restored_best_epoch"]
+        if not self.multilabel and self.task == task_of(self.loss):
+            data["version"] = min(self.version, 2)  # nothing of version 3: earlier ones read it
+            del data["multilabel"]
         return json.dumps(data, default=json_default)
 
     @property

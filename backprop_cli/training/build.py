@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Config, architecture_problem, parameter_count, task_of
-from ..config.models import EXTRA_MONITORS
+from ..config import Config, architecture_problem, parameter_count
+from ..config.models import EXTRA_MONITORS, output_units_problem
 from ..data import Prepared, load_dataset, prepare, streams
 from ..errors import ConfigError
 from ..nn.losses import Loss, get_loss
@@ -36,14 +36,25 @@ def build_network(cfg: Config, n_inputs: int, rng: np.random.Generator) -> Netwo
         dropout=[layer.dropout for layer in layers],
         residual=[layer.residual for layer in layers],
     )
-    net.init(cfg.model.init, rng, cfg.model.init_scale, per_layer=[layer.init for layer in layers])
+    m = cfg.model
+    net.init(
+        m.init,
+        rng,
+        m.init_scale,
+        per_layer=[layer.init for layer in layers],
+        bias=m.bias_init,
+        bias_scale=m.bias_init_scale,
+    )
     return net
 
 
 def build_optimizer(cfg: Config, net: Network) -> Optimizer:
+    """The config's optimizer; decay_biases false decays the weights W^l alone (torch's two
+    parameter groups, the biases' with weight_decay 0)."""
     hyper = cfg.optimizer.model_dump()
     name = hyper.pop("name")
-    return make_optimizer(name, net.params, net.grads, **hyper)
+    decayed = None if hyper.pop("decay_biases") else net.weight_slices()
+    return make_optimizer(name, net.params, net.grads, decayed=decayed, **hyper)
 
 
 def build_schedule(cfg: Config) -> Schedule:
@@ -75,12 +86,19 @@ def check_against_data(cfg: Config, prep: Prepared, source: str) -> None:
     layers = cfg.model.layers
     units = layers[-1].units
     where = f"{source}: model.layers[{len(layers) - 1}].units"
-    # (binary_cross_entropy's one sigmoid unit for two classes is the config's own rule)
-    if units != prep.n_outputs and (cfg.loss == "cross_entropy" or cfg.task == "regression"):
-        what = "classes" if cfg.task == "classification" else "target column(s)"
+    if cfg.task == "classification":
+        problem = output_units_problem(cfg.loss, units, prep.n_outputs, prep.multilabel)
+        if problem:
+            raise ConfigError(f"{where}: the output layer has {units} unit(s) but {problem}")
+    elif units != prep.n_outputs:
         raise ConfigError(
             f"{where}: the output layer has {units} unit(s) but the data has "
-            f"{prep.n_outputs} {what}; set units: {prep.n_outputs}"
+            f"{prep.n_outputs} target column(s); set units: {prep.n_outputs}"
+        )
+    if prep.multilabel and cfg.training.class_weight is not None:
+        raise ConfigError(
+            f"{source}: training.class_weight: weighs the classes of one label column; this "
+            "data has several 0/1 label columns (data.sample_weight weighs rows)"
         )
     problem = architecture_problem(
         [prep.n_features, *(layer.units for layer in layers)],
@@ -121,6 +139,8 @@ def load_prepared(cfg: Config, where: str) -> Prepared:
         dtype=cfg.model.dtype,
         where=where,
         scale_target=cfg.scales_target,
+        task=cfg.task,
+        units=cfg.model.layers[-1].units,
     )
 
 
@@ -137,7 +157,7 @@ class Setup:
 
     @property
     def task(self) -> str:
-        return task_of(self.cfg.loss)
+        return self.cfg.task
 
 
 def training_memory(cfg: Config, n_features: int, n_train: int) -> int:

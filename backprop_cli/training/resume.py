@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..config import Config, key_path, read_config_file
 from ..errors import ConfigError, WeightsError
 from ..store import checkpoint
@@ -42,11 +44,21 @@ def config_differences(old, new, path=()) -> list[tuple[str, object, object]]:
     return []
 
 
-def model_digest(cfg: Config) -> str:
-    """What a checkpoint's parameters depend on: the model, the loss, the data and the seed."""
-    r = cfg.resolved()
-    key = {k: r[k] for k in ("seed", "data", "model", "loss")}
+def model_digest(cfg: Config | dict) -> str:
+    """What a checkpoint's parameters depend on: the model, the loss, the data and the seed
+    (of a Config, or of a resolved config as a run's config.yaml holds it)."""
+    r = cfg.resolved() if isinstance(cfg, Config) else cfg
+    key = {k: r.get(k) for k in ("seed", "data", "model", "loss")}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def as_resolved(raw: dict) -> dict:
+    """A run's config.yaml with the keys added since it was written at their defaults (what
+    it meant), or as it is where it no longer validates."""
+    try:
+        return Config.model_validate(raw).resolved()
+    except ValidationError:
+        return raw
 
 
 def resume(run, out: str) -> None:
@@ -56,7 +68,7 @@ def resume(run, out: str) -> None:
     if not os.path.isfile(ckpt) or not os.path.isfile(cfg_file):  # False on any OSError
         raise WeightsError(f"{d}: no checkpoint.npz and config.yaml to resume from")
     old = read_config_file(cfg_file)  # bounded, strict YAML; every problem one ConfigError
-    diffs = config_differences(old, run.cfg.resolved())
+    diffs = config_differences(as_resolved(old), run.cfg.resolved())
     if diffs:
         key, was, now = diffs[0]
         raise ConfigError(
@@ -67,7 +79,8 @@ def resume(run, out: str) -> None:
     arrays, state = checkpoint.load_checkpoint(
         ckpt, run.net, run.opt, tr.best_params is not None, list(run.rngs)
     )
-    if state.get("config_sha256_model") not in (None, model_digest(run.cfg)):
+    # A checkpoint written before a key was added has the digest of its config.yaml as it is.
+    if state.get("config_sha256_model") not in (None, model_digest(run.cfg), model_digest(old)):
         raise ConfigError(
             f"{ckpt}: the checkpoint belongs to another model or data; start a new run"
         )

@@ -20,7 +20,7 @@ from ..config import Config
 from ..config.models import EXTRA_MONITORS
 from ..errors import ConfigError, DivergenceError, Interrupted, OutputError, WeightsError
 from ..nn import fast
-from ..nn.metrics import classification_report, regression_report
+from ..nn.metrics import classification_report, multilabel_report, regression_report
 from ..store import checkpoint, weights
 from ..store.files import RUN_LOCK, DirLock, json_safe, lock_run_dir, new_run_dir, write_text
 from ..store.rundir import CHECKPOINT, CONFIG, WEIGHTS, MetricsLog, clear_unstarted, write_summary
@@ -53,6 +53,7 @@ def weights_spec(s: Setup, net, epoch: int) -> weights.WeightsSpec:
         dtype=cfg.model.dtype,
         task=prep.task,
         classes=prep.classes,
+        multilabel=prep.multilabel,
         feature_names=prep.feature_names,
         columns=prep.columns,
         y_mean=None if prep.y_mean is None else prep.y_mean.tolist(),
@@ -118,6 +119,7 @@ def make_trainer(s: Setup, opt) -> Trainer:
         unscale=prep.unscale,
         inits=[layer.init or cfg.model.init for layer in cfg.model.layers],
         threads=t.threads,
+        multilabel=prep.multilabel,
     )
 
 
@@ -385,6 +387,8 @@ class Run:
         if len(X) == 0:
             return {"loss": float("nan"), metric: float("nan"), "rows": 0}
         loss, out = self.net.evaluate(X, y, self.loss)
+        if prep.multilabel:
+            return {"loss": loss, "rows": len(X), **multilabel_report(y, out, prep.classes)}
         if prep.task == "classification":
             return {"loss": loss, "rows": len(X), **classification_report(y, out, prep.classes)}
         pred, truth = prep.unscale(out), prep.unscale(y)

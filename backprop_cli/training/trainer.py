@@ -22,6 +22,7 @@ from ..nn.metrics import (
     accuracy,
     classification_report,
     count_correct,
+    multilabel_report,
     r2_from_sums,
     r2_score,
     regression_report,
@@ -40,14 +41,20 @@ Progress = Callable[[int, int], None]
 
 
 def evaluate(
-    net: Network, loss: Loss, X: np.ndarray, y: np.ndarray, task: str, w: np.ndarray | None = None
+    net: Network,
+    loss: Loss,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    w: np.ndarray | None = None,
+    multilabel: bool = False,
 ) -> tuple[float, float]:
-    """(loss, weighted by the rows' ``w`` when given; accuracy or R^2) of ``net`` on (X, y);
-    NaNs when there are no rows."""
+    """(loss, weighted by the rows' ``w`` when given; accuracy (multi-label: every label
+    right) or R^2) of ``net`` on (X, y); NaNs when there are no rows."""
     if len(X) == 0:
         return float("nan"), float("nan")
     value, out = net.evaluate(X, y, loss, w=w)
-    metric = accuracy(y, out) if task == "classification" else r2_score(y, out)
+    metric = accuracy(y, out, multilabel) if task == "classification" else r2_score(y, out)
     return float(value), metric
 
 
@@ -130,6 +137,7 @@ class Trainer:
         inits: list[str] | None = None,
         threads: int | None = None,
         fused: bool | None = None,
+        multilabel: bool = False,
     ):
         self.net, self.opt, self.loss, self.X, self.y, self.task = net, opt, loss, X, y, task
         # Row weights in the loss (class_weight x sample_weight), of the training and the
@@ -147,6 +155,7 @@ class Trainer:
         # ...), computed every epoch; ``unscale`` gives regression outputs in the target's units.
         self.val_metrics, self.unscale = tuple(val_metrics), unscale
         self.epoch, self.rollbacks, self.stopped_early = 0, 0, False  # epoch: completed ones
+        self.multilabel = multilabel  # several 0/1 targets: a row is right when all are
         self.warned: list[str] = []
         self.best_params = net.params.copy() if early is not None else None
         self.slices = net.layer_slices()
@@ -359,7 +368,7 @@ class Trainer:
         sums.loss += value * (m if wb is None else float(wb.sum()))
         out = net.output()
         if self.task == "classification":
-            sums.correct += count_correct(yb, out)
+            sums.correct += count_correct(yb, out, self.multilabel)
         else:
             sums.ss_res += squared_errors(yb, out)
         if self.clip_grad_norm is not None:
@@ -399,7 +408,9 @@ class Trainer:
         else:
             record["train_r2"] = r2_from_sums(sums.ss_res, self.y)
         if self.val is not None:
-            loss, value = evaluate(self.net, self.loss, *self.val, self.task, w=self.val_w)
+            loss, value = evaluate(
+                self.net, self.loss, *self.val, self.task, self.val_w, self.multilabel
+            )
         else:
             loss, value = float("nan"), float("nan")
         record["val_loss"], record[f"val_{metric}"] = loss, value
@@ -415,7 +426,9 @@ class Trainer:
             return {c: float("nan") for c in self.val_metrics}
         X, y = self.val
         _, out = self.net.evaluate(X, y, None)
-        if self.task == "classification":
+        if self.multilabel:
+            report = multilabel_report(y, out, list(range(self.net.sizes[-1])))
+        elif self.task == "classification":
             k = max(2, self.net.sizes[-1])
             report = classification_report(y, out, list(range(k)))
         else:
