@@ -37,6 +37,10 @@ def _data(task: str, n: int, f: int, k: int, dtype, seed=0):
         return X, rng.integers(0, k, n)
     if task == "binary":
         return X, (X[:, :1] + 0.3 * rng.normal(size=(n, 1)) > 0).astype(dtype)
+    if task == "onehot":
+        return X, np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    if task == "multilabel":
+        return X, (X[:, :k] + 0.5 * rng.normal(size=(n, k)) > 0).astype(dtype)
     return X, (X[:, :k] * 0.5 + 0.1 * rng.normal(size=(n, k))).astype(dtype)
 
 
@@ -64,7 +68,8 @@ def _trainer(case: dict, dtype, fused: bool, epochs: int = 3) -> Trainer:
     net.init("he", np.random.default_rng(1))
     name, hyper = c["opt"]
     hyper = optimizer_defaults(name) | {"lr": 0.01} | hyper
-    opt = make_optimizer(name, net.params, net.grads, **hyper)
+    decayed = net.weight_slices() if c.get("weights_alone") else None
+    opt = make_optimizer(name, net.params, net.grads, decayed=decayed, **hyper)
     w = np.random.default_rng(2).uniform(0.2, 2.0, len(X)) if c.get("weights") else None
     task = "regression" if c["data"] == "values" else "classification"
     return Trainer(
@@ -82,6 +87,7 @@ def _trainer(case: dict, dtype, fused: bool, epochs: int = 3) -> Trainer:
         clip_grad_norm=c.get("clip_norm"),
         clip_grad_value=c.get("clip_value"),
         fused=fused,
+        multilabel=c["data"] == "multilabel",
     )
 
 
@@ -123,6 +129,31 @@ CASES = {
     },
     "cross-entropy on sigmoid outputs": {"out": "sigmoid"},
     "mse": {"out": "identity", "loss": "mse", "data": "values", "k": 3},
+    "mse classification, one-hot": {"out": "sigmoid", "loss": "mse", "data": "onehot"},
+    "huber classification, one unit": {"out": "sigmoid", "loss": "huber", "data": "binary", "k": 1},
+    "binary cross-entropy, one-hot": {
+        "out": "sigmoid",
+        "loss": "binary_cross_entropy",
+        "data": "onehot",
+    },
+    "binary cross-entropy, multi-label": {
+        "out": "sigmoid",
+        "loss": "binary_cross_entropy",
+        "data": "multilabel",
+        "k": 3,
+    },
+    "sgd decay on the weights alone": {
+        "opt": ("sgd", {"momentum": 0.9, "weight_decay": 0.05}),
+        "weights_alone": True,
+    },
+    "adam decay on the weights alone": {
+        "opt": ("adam", {"weight_decay": 0.05}),
+        "weights_alone": True,
+    },
+    "adamw decay on the weights alone": {
+        "opt": ("adamw", {"weight_decay": 0.5}),
+        "weights_alone": True,
+    },
     "mae": {"out": "identity", "loss": "mae", "data": "values", "k": 2},
     "huber, tanh out": {"out": "tanh", "loss": "huber", "data": "values", "k": 2},
     "mse, weighted": {"out": "identity", "loss": "mse", "data": "values", "weights": True},

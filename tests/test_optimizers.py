@@ -596,7 +596,7 @@ def test_decay_on_the_weights_alone_equals_torchs_two_parameter_groups(backend, 
     theirs = getattr(torch.optim, TORCH_NAMES[name])(groups, **hyper)
     _, _, grads = _layered_buffers()
     for gi in grads:
-        gW, gb = net._views(gi.copy())
+        gW, gb = net.views(gi.copy())
         for p, gp in zip(W + b, gW + gb, strict=True):
             p.grad = torch.tensor(gp)
         theirs.step()

@@ -45,6 +45,7 @@ enum { ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH, ACT_ELU, A
        ACT_GELU, ACT_SOFTMAX };
 enum { LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY, LOSS_MSE, LOSS_MAE, LOSS_HUBER };
 enum { OPT_SGD, OPT_ADAM, OPT_ADAMW };
+enum { REGRESSION, CLASSIFY_CLASSES, CLASSIFY_MULTILABEL }; /* Net.classify */
 
 /* One layer, as fused.py describes it (its ctypes Structure mirrors this). W is fan_in x
  * stride (stride: fan_out rounded up to whole vectors), WT its transpose, fan_out x the
@@ -75,6 +76,7 @@ typedef struct {
     int64_t correct, clipped;
     double *ss_res, *grad_sq;
     double last_loss;
+    int32_t decay_biases; /* 0: weight decay on the layers' W alone */
 } Net;
 
 #define VBYTES 64

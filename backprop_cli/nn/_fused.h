@@ -376,10 +376,17 @@ static double F(output_error)(Net *net, const int64_t *idx, int64_t m, const voi
             c *= (double)w[row];
         }
         total += c;
-        if (net->classify) {
-            int64_t want = net->loss == LOSS_CROSS_ENTROPY
-                               ? ((const int64_t *)targets)[row]
-                               : (int64_t)((const T *)targets)[row * k];
+        if (net->classify == CLASSIFY_MULTILABEL) { /* every label of the row right */
+            const T *y = (const T *)targets + row * k;
+            int right = 1;
+            for (int64_t j = 0; j < k; j++)
+                right &= (h[j] >= (T)0.5) == (y[j] >= (T)0.5);
+            net->correct += right;
+        } else if (net->classify) { /* metrics.count_correct: class indices of both */
+            const T *y = (const T *)targets + row * k;
+            int64_t want = net->loss == LOSS_CROSS_ENTROPY ? ((const int64_t *)targets)[row]
+                           : k == 1                        ? (int64_t)y[0]
+                                                           : F(argmax)(y, k);
             int64_t got = k == 1 ? (int64_t)(h[0] >= (T)0.5) : F(argmax)(h, k);
             net->correct += got == want;
         } else {
@@ -467,24 +474,42 @@ static void F(transpose)(Net *net)
     }
 }
 
-/* The optimizer's step t + 1 over the packed buffers, its scalars computed as optimizers.py
- * computes them (in double, then rounded to T), so that the update is its bits. */
-static void F(update)(Net *net)
+/* The optimizer's step t over n values from offset o of the packed buffers with weight decay
+ * wd, its scalars computed as optimizers.py computes them (in double, then rounded to T), so
+ * that the update is its bits. */
+static void F(update_range)(Net *net, int64_t o, int64_t n, double wd, int64_t t)
 {
-    int64_t t = ++net->t;
-    T *p = net->params, *g = net->grads, *s0 = net->state0, *s1 = net->state1;
+    T *p = (T *)net->params + o, *g = (T *)net->grads + o, *s0 = (T *)net->state0 + o;
     if (net->opt == OPT_SGD) {
-        F(sgd)(p, g, s0, net->n_params, (T)net->lr, (T)net->momentum,
-               (T)(1.0 - net->dampening), (T)net->weight_decay, t == 1, net->nesterov);
+        F(sgd)(p, g, s0, n, (T)net->lr, (T)net->momentum, (T)(1.0 - net->dampening), (T)wd,
+               t == 1, net->nesterov);
         return;
     }
+    T *s1 = (T *)net->state1 + o;
     int decoupled = net->opt == OPT_ADAMW;
     double bias1 = 1.0 - pow(net->beta1, (double)t);
     double bias2_sqrt = sqrt(1.0 - pow(net->beta2, (double)t));
-    F(adam)(p, g, s0, s1, net->n_params, (T)(1.0 - net->beta1), (T)(1.0 - net->beta2),
-            (T)net->beta2, (T)(1.0 / bias2_sqrt), (T)net->eps, (T)(net->lr / bias1),
-            (T)(decoupled ? 0.0 : net->weight_decay),
-            (T)(decoupled ? 1.0 - net->lr * net->weight_decay : 1.0));
+    F(adam)(p, g, s0, s1, n, (T)(1.0 - net->beta1), (T)(1.0 - net->beta2), (T)net->beta2,
+            (T)(1.0 / bias2_sqrt), (T)net->eps, (T)(net->lr / bias1),
+            (T)(decoupled ? 0.0 : wd), (T)(decoupled ? 1.0 - net->lr * wd : 1.0));
+}
+
+/* The optimizer's step t + 1 over the packed buffers; without decay_biases, the weight
+ * decay on each layer's W alone (the bias ranges updated with none, as optimizers.py's
+ * compiled path does it range by range). */
+static void F(update)(Net *net)
+{
+    int64_t t = ++net->t;
+    if (net->decay_biases || net->weight_decay == 0) {
+        F(update_range)(net, 0, net->n_params, net->weight_decay, t);
+        return;
+    }
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        const Layer *L = net->layers + l;
+        int64_t w0 = (const T *)L->W - (const T *)net->params, nw = L->fan_in * L->stride;
+        F(update_range)(net, w0, nw, net->weight_decay, t);
+        F(update_range)(net, w0 + nw, L->stride, 0.0, t);
+    }
 }
 
 /* Batches b0 .. b1 - 1 of an epoch: the batch b is rows order[b * batch ...] of X (n rows).

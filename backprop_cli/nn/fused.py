@@ -6,14 +6,16 @@ norms, the count of correct rows, the update): on a small network each costs mor
 arithmetic. The fused step does all of it for each batch in C: gather the batch's rows,
 forward (every activation, bias, dropout mask and residual sum), the output error, backward,
 the gradient norms, clipping and the optimizer update (``_kernels.c``'s, bit for bit), with
-the small products as register-blocked loops. One call runs as many batches as a chunk
-holds; the trainer calls it a few times per epoch (to draw the dropout masks for the next
-chunk, to report progress and to stop on Ctrl-C between calls).
+the small products as register-blocked loops. One call runs a run of batches; the trainer
+calls it a few times per epoch (to draw the dropout masks for the next run, to report
+progress and to stop on Ctrl-C between calls).
 
 Which path a network takes (``why_not`` says why not this one): the fused step where the
 compiled kernels are in use and the network, loss and optimizer are ones it has: activations
 identity, relu, leaky_relu, sigmoid, tanh, elu, softplus, gelu (softmax as the output layer);
-every loss; SGD, Adam and AdamW with their compiled update (not amsgrad, not RMSprop); and
+every loss, for regression, classes (labels, a 0/1 column or one-hot rows) and multi-label
+targets; SGD, Adam and AdamW with their compiled update (not amsgrad, not RMSprop), weight
+decay on every parameter or on the weights alone (decay_biases: false); and
 where its largest product (batch x fan_in x fan_out) is at most ``MAX_PRODUCT``, beyond which
 the BLAS's multithreaded products win. Everything else takes the NumPy path, the reference.
 
@@ -31,7 +33,7 @@ import numpy as np
 from . import fast
 from .losses import Loss
 from .network import Network
-from .optimizers import Optimizer
+from .optimizers import Optimizer, decay_runs
 
 ACTIVATIONS = {
     "identity": 0,
@@ -50,7 +52,6 @@ OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
 # the BLAS's products, on every core, are faster there (README, Performance).
 MAX_PRODUCT = 4_000_000
 VECTOR_BYTES = 64  # _fused.c's vectors: rows are padded to whole ones
-CHUNK_ROWS = 16384  # rows per call (at least one batch): the dropout draws it needs in memory
 
 
 class _Layer(ctypes.Structure):
@@ -93,6 +94,7 @@ class _Net(ctypes.Structure):
         ("ss_res", ctypes.POINTER(ctypes.c_double)),
         ("grad_sq", ctypes.POINTER(ctypes.c_double)),
         ("last_loss", ctypes.c_double),
+        ("decay_biases", ctypes.c_int32),
     ]
 
 
@@ -115,6 +117,9 @@ def why_not(net: Network, loss: Loss, opt: Optimizer, batch_size: int) -> str:
         return f"no fused {loss.name} loss"
     if opt.name not in OPTIMIZERS or not opt.compiled:
         return f"{opt.name} has no compiled update with these options"
+    runs = opt.decay_ranges
+    if runs is not None and runs != decay_runs(net.params.size, net.weight_slices()):
+        return "weight decay on other ranges than the layers' weights"
     product = largest_product(net.sizes, batch_size)
     if product > MAX_PRODUCT:
         return (
@@ -137,7 +142,15 @@ class FusedStep:
     network and optimizer, ``store`` back out. ``run`` trains batches of an epoch.
     """
 
-    def __init__(self, net: Network, loss: Loss, opt: Optimizer, batch_size: int, task: str):
+    def __init__(
+        self,
+        net: Network,
+        loss: Loss,
+        opt: Optimizer,
+        batch_size: int,
+        task: str,
+        multilabel: bool = False,
+    ):
         (self._train,) = fast.functions(net.dtype, "train")
         self.net, self.opt, self.batch = net, opt, batch_size
         dt = net.dtype
@@ -161,6 +174,7 @@ class FusedStep:
         for l in range(net.n_layers):
             self._describe(l)
         self.c = self._net(loss, task)
+        self.c.classify = 2 if multilabel else int(task == "classification")
 
     def _state_names(self) -> tuple[str, ...]:
         return ("momentum_buffer",) if self.opt.name == "sgd" else ("exp_avg", "exp_avg_sq")
@@ -208,6 +222,7 @@ class FusedStep:
         c.weight_decay = h.get("weight_decay", 0.0)
         c.beta1, c.beta2 = h.get("betas", (0.9, 0.999))
         c.eps = h.get("eps", 0.0)
+        c.decay_biases = int(opt.decays_everything)
         c.params, c.grads = self.params.ctypes.data, self.grads.ctypes.data
         states = [self.state[k].ctypes.data for k in self._state_names()]
         c.state0, c.state1 = (states + [None])[:2]

@@ -64,7 +64,13 @@ class Optimizer:
         # Scratch buffers, so that a step allocates nothing: every operation writes in place.
         self._tmp = np.empty_like(params)
         self._gwd = np.empty_like(params) if self.hyper.get("weight_decay") else None
-        self._runs = _runs(params.size, decayed) if decayed is not None else None
+        self._runs = decay_runs(params.size, decayed) if decayed is not None else None
+
+    @property
+    def decay_ranges(self) -> list[tuple[slice, bool]] | None:
+        """The buffer as consecutive ranges, each with whether weight decay applies; None:
+        it applies everywhere."""
+        return self._runs
 
     @property
     def decays_everything(self) -> bool:
@@ -340,7 +346,7 @@ class AdamW(Adam):
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}
 
 
-def _runs(size: int, decayed: Sequence[slice]) -> list[tuple[slice, bool]]:
+def decay_runs(size: int, decayed: Sequence[slice]) -> list[tuple[slice, bool]]:
     """The buffer [0, size) as consecutive ranges, each with whether weight decay applies."""
     marks = np.zeros(size, dtype=bool)
     for s in decayed:

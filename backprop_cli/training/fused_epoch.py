@@ -48,6 +48,7 @@ def plan(
     task: str,
     data: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     fused: bool | None = None,
+    multilabel: bool = False,
 ) -> Plan:
     """The fused step for this trainer's ``data`` (X, y, row weights or None), or why the
     NumPy path trains it. ``fused`` False (or $BACKPROP_FUSED=0) asks for the NumPy path."""
@@ -58,15 +59,13 @@ def plan(
     if not why and (X.dtype != net.dtype or not X.flags.c_contiguous):
         why = f"the rows are {X.dtype}{'' if X.flags.c_contiguous else ', not contiguous'}"
     labels = loss.name == "cross_entropy"
-    if not why and task == "classification" and not labels and net.sizes[-1] != 1:
-        why = f"no fused {loss.name} classification over {net.sizes[-1]} outputs"
     if why:
         return Plan(None, why)
     yc = np.ascontiguousarray(y, dtype=np.int64 if labels else net.dtype)
     if not labels and yc.size != len(y) * net.sizes[-1]:
         return Plan(None, f"targets of shape {y.shape} for {net.sizes[-1]} outputs")
     wc = None if w is None else np.ascontiguousarray(w, dtype=net.dtype)
-    step = FusedStep(net, loss, opt, batch_size, task)
+    step = FusedStep(net, loss, opt, batch_size, task, multilabel)
     return Plan(step, "small layers: one compiled call per run of mini-batches", yc, wc)
 
 

@@ -156,19 +156,18 @@ class Trainer:
         self.val_metrics, self.unscale = tuple(val_metrics), unscale
         self.epoch, self.rollbacks, self.stopped_early = 0, 0, False  # epoch: completed ones
         self.multilabel = multilabel  # several 0/1 targets: a row is right when all are
-        self.warned: list[str] = []
+        # warned: every warning so far; pending: said since the last record (rollbacks)
+        self.warned, self.pending_warnings = [], []
         self.best_params = net.params.copy() if early is not None else None
         self.slices = net.layer_slices()
-        self.pending_warnings: list[str] = []  # said since the last record (rollbacks)
-        # What the network is (each layer's init: ``inits``, '' where unknown), so that a
-        # gradient warning suggests only what it is not.
+        # What the network is (``inits``: '' where unknown): a warning suggests what it is not.
         self.design = Design.of(net, inits or [""] * net.n_layers)
         # Asked at each batch: True stops this trainer alone (STOP stops every one in the process).
         self.should_stop: Callable[[], bool] | None = None
         # The BLAS threads (``threads``: training.threads, else by size); the batches' path:
         # the fused C step (nn/fused.py) where it has this network, else the NumPy loop.
         self.threads: Threads = choose(net.sizes, self.batch_size, threads)
-        self.plan = plan(net, loss, opt, self.batch_size, task, (X, y, self.w), fused)
+        self.plan = plan(net, loss, opt, self.batch_size, task, (X, y, self.w), fused, multilabel)
 
     # ------------------------------------------------------------------ state (the checkpoint)
 
