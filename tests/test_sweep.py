@@ -396,7 +396,9 @@ output: {{dir: runs/long}}
 """
     )
     sweep_dir = tmp_path / "runs" / "long"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # The NumPy path: its 3000 epochs take long enough for the SIGINT to land mid-trial (the
+    # fused step can finish them before both trials have written a checkpoint).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BACKPROP_FUSED": "0"}
     cmd = [sys.executable, "-m", "backprop_cli", "sweep", "s.yaml", "--workers", "2", "--json"]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
