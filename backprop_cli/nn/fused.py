@@ -27,6 +27,7 @@ every time.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -98,7 +99,7 @@ class _Net(ctypes.Structure):
     ]
 
 
-def largest_product(sizes: list[int], batch_size: int) -> int:
+def largest_product(sizes: Sequence[int], batch_size: int) -> int:
     """batch size x fan_in x fan_out of the network's largest layer."""
     return max(batch_size * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 

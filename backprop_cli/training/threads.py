@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..nn.fused import largest_product
 
 ENV = "BACKPROP_THREADS"
 # Below this batch x fan_in x fan_out (the largest layer's), one BLAS thread is faster, idle or
@@ -43,11 +44,6 @@ class Threads:
 
     def describe(self) -> str:
         return f"{self.count if self.count else 'the BLAS default'} ({self.why})"
-
-
-def largest_product(sizes: Sequence[int], batch_size: int) -> int:
-    """batch size x fan_in x fan_out of the network's largest layer."""
-    return max(batch_size * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
 
 def choose(sizes: Sequence[int], batch_size: int, forced: int | None = None) -> Threads:
