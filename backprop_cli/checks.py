@@ -22,9 +22,18 @@ OUTPUTS = {
 }
 
 
-def random_problem(loss: str, n_out: int, rng: np.random.Generator, n: int = 6, n_in: int = 4):
+def random_problem(
+    loss: str, n_out: int, rng: np.random.Generator, n: int = 6, n_in: int = 4, targets: str = ""
+):
+    """Rows and targets for ``loss``: class labels (cross-entropy), 0/1 columns (binary
+    cross-entropy), normal values; ``targets`` "one-hot" or "multi-label": 0/1 rows of
+    ``n_out`` columns, one 1 per row or any number."""
     X = rng.normal(size=(n, n_in))
-    if loss == "cross_entropy":
+    if targets == "one-hot":
+        y = np.eye(n_out)[rng.integers(0, n_out, n)]
+    elif targets == "multi-label":
+        y = rng.integers(0, 2, (n, n_out)).astype(np.float64)
+    elif loss == "cross_entropy":
         y = rng.integers(0, n_out, n)
     elif loss == "binary_cross_entropy":
         y = rng.integers(0, 2, (n, 1)).astype(np.float64)
@@ -57,7 +66,22 @@ def check_all_combinations(eps: float = 1e-6, seed: int = 0) -> list[dict]:
         w = rng.uniform(0.1, 3.0, len(X))
         checks = gradcheck(net, X, y, get_loss(loss_name), eps=eps, w=w)
         results.append(_row("tanh", output, f"{loss_name} (weighted)", checks))
+    # Classification on k output units without a softmax (data.task): one-hot rows under
+    # mse and binary cross-entropy (the textbook's networks), and multi-label 0/1 rows.
+    for loss_name, targets in CLASS_ROWS:
+        net = Network([4, 5, 4, 3], ["tanh", "tanh", "sigmoid"], dtype=np.float64)
+        net.init("xavier", rng)
+        X, y = random_problem(loss_name, 3, rng, targets=targets)
+        checks = gradcheck(net, X, y, get_loss(loss_name), eps=eps)
+        results.append(_row("tanh", "sigmoid", f"{loss_name} ({targets}, 3 units)", checks))
     return results
+
+
+CLASS_ROWS = (
+    ("mse", "one-hot"),
+    ("binary_cross_entropy", "one-hot"),
+    ("binary_cross_entropy", "multi-label"),
+)
 
 
 WEIGHTED = (
