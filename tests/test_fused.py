@@ -10,6 +10,7 @@ the same bits every time, the dropout masks and the shuffling come from the same
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +340,75 @@ def test_every_config_trains_to_the_same_metrics_either_way(capsys, monkeypatch,
                 assert got[k] == pytest.approx(v, rel=1e-3, abs=1e-5), (key, k)
             elif k.endswith(("accuracy", "r2")):
                 assert got[k] == pytest.approx(v, abs=0.01), (key, k)
+
+
+def _two_ways(case: dict, dtype: str = "float32") -> tuple[Trainer, Trainer]:
+    one, two = _trainer(case, dtype, True), _trainer(case, dtype, True)
+    assert one.plan.step.split and two.plan.step.split, "no second core here"
+    one.plan.step.threads, two.plan.step.threads = 1, 2
+    _run(one), _run(two)
+    return one, two
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: no second thread")
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"batch": 32},
+        {"batch": 17, "dropout": [0.3, 0.2, 0.0], "weights": True},
+        {"batch": 16, "residual": [False, True, False], "clip_norm": 0.05},
+        {"out": "identity", "loss": "mse", "data": "values", "k": 3, "batch": 40},
+        {"opt": ("sgd", {"momentum": 0.9, "weight_decay": 0.01}), "weights_alone": True},
+    ],
+    ids=["adam", "dropout, weights, short batch", "residual, clipping", "regression", "decay"],
+)
+def test_two_threads_give_the_bits_of_one(case):
+    """A batch of 16 rows or more is done in two parts, on two threads or one after the
+    other: the same bits either way, and within rounding of the NumPy path."""
+    one, two = _two_ways(case)
+    np.testing.assert_array_equal(one.net.params, two.net.params)
+    for k in one.opt.state:
+        np.testing.assert_array_equal(one.opt.state[k], two.opt.state[k])
+    ref = _trainer(case, "float32", False)
+    _run(ref)
+    assert np.abs(two.net.params - ref.net.params).max() / np.abs(ref.net.params).max() < 2e-5
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: no second thread")
+def test_the_second_thread_in_a_forked_child_and_beside_another_trainer():
+    """A forked child (a sweep's worker) starts its own second thread, and two trainers in
+    two Python threads at once share it without waiting on each other (one runs its parts
+    one after the other): each gives the bits it gives alone."""
+    import multiprocessing
+    import threading
+
+    alone, _ = _two_ways({"batch": 32})
+    want = alone.net.params.copy()
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply(_params_two_threads, ({"batch": 32},))
+    np.testing.assert_array_equal(got, want)
+    results = [None, None]
+
+    def train(i):
+        results[i] = _params_two_threads({"batch": 32})
+
+    threads = [threading.Thread(target=train, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for r in results:
+        np.testing.assert_array_equal(r, want)
+
+
+def _params_two_threads(case: dict) -> np.ndarray:
+    tr = _trainer(case, "float32", True)
+    tr.plan.step.threads = 2
+    _run(tr)
+    return tr.net.params.copy()
+
+
+def test_omp_num_threads_1_asks_for_one_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert not _trainer({"batch": 32}, "float32", True).plan.step.split

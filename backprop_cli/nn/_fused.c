@@ -19,8 +19,12 @@
  */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Fused multiply-adds in the products: the kernels of _kernels.c are compiled with
  * -ffp-contract=off to keep NumPy's bits; this file's results differ from NumPy's anyway. */
@@ -77,9 +81,117 @@ typedef struct {
     double *ss_res, *grad_sq;
     double last_loss;
     int32_t decay_biases; /* 0: weight decay on the layers' W alone */
+    int32_t threads;      /* 2: a batch's two parts on two threads (fused.py decides) */
 } Net;
 
 #define VBYTES 64
+/* A batch of this many rows or more is done in two parts (a thread each where fused.py asks
+ * for two); a smaller one in one. */
+#ifndef SPLIT_ROWS
+#define SPLIT_ROWS 16
+#endif
+
+/* The second thread: started on first use (again in a forked child), it spins a while for
+ * the next part, then sleeps until it is posted one. One call at a time uses it (the
+ * trainer's thread): run_parts posts part 1 to it, runs part 0 and waits. */
+#define SPINS 20000 /* pauses (about half a millisecond) before sleeping, or yielding */
+static struct {
+    pthread_t thread;
+    pid_t pid; /* the process that started it (0: none) */
+    atomic_ulong posted, finished;
+    atomic_int sleeping, busy;
+    void (*fn)(void *, int);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *worker(void *unused)
+{
+    (void)unused;
+    unsigned long seen = atomic_load(&pool.finished);
+    for (;;) {
+        unsigned long p;
+        for (long spins = 0; (p = atomic_load(&pool.posted)) == seen; spins++) {
+            if (spins < SPINS) {
+                relax();
+                continue;
+            }
+            pthread_mutex_lock(&pool.mu);
+            atomic_store(&pool.sleeping, 1);
+            while (atomic_load(&pool.posted) == seen)
+                pthread_cond_wait(&pool.cv, &pool.mu);
+            atomic_store(&pool.sleeping, 0);
+            pthread_mutex_unlock(&pool.mu);
+            spins = 0;
+        }
+        pool.fn(pool.arg, 1);
+        seen = p;
+        atomic_store(&pool.finished, p);
+    }
+    return 0;
+}
+
+/* Whether the second thread runs in this process (started now if not). */
+static int pool_ready(void)
+{
+    pid_t me = getpid();
+    if (pool.pid == me)
+        return 1;
+    pthread_mutex_init(&pool.mu, 0); /* a forked child's copy may be held */
+    pthread_cond_init(&pool.cv, 0);
+    atomic_store(&pool.posted, 0);
+    atomic_store(&pool.finished, 0);
+    atomic_store(&pool.sleeping, 0);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int ok = pthread_create(&pool.thread, &attr, worker, 0) == 0;
+    pthread_attr_destroy(&attr);
+    if (ok)
+        pool.pid = me;
+    return ok;
+}
+
+/* fn(arg, 0) and, with parts 2, fn(arg, 1): on two threads where threads is 2, else one
+ * after the other. */
+static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads)
+{
+    /* busy: another trainer in this process (a Python thread of its own) has the thread */
+    if (parts < 2 || threads < 2 || atomic_exchange(&pool.busy, 1)) {
+        for (int p = 0; p < parts; p++)
+            fn(arg, p);
+        return;
+    }
+    if (!pool_ready()) {
+        atomic_store(&pool.busy, 0);
+        for (int p = 0; p < parts; p++)
+            fn(arg, p);
+        return;
+    }
+    pool.fn = fn;
+    pool.arg = arg;
+    unsigned long p = atomic_fetch_add(&pool.posted, 1) + 1;
+    if (atomic_load(&pool.sleeping)) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_signal(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    fn(arg, 0);
+    for (long spins = 0; atomic_load(&pool.finished) != p; spins++)
+        if (spins < SPINS)
+            relax();
+        else
+            sched_yield();
+    atomic_store(&pool.busy, 0);
+}
 /* Up to this batch size the backward pass's delta W^T is dot products (gemm_nt), beyond it a
  * product through W^T (measured: README, Performance). */
 #ifndef NT_ROWS

@@ -227,17 +227,18 @@ static void F(derive)(int act, T param, const T *z, const T *h, const T *g, T *d
 }
 
 
-/* Forward through every layer for the batch's m rows, xrows its rows of X; each layer's rows
- * of a^l into arows + l * batch; uniforms: the dropout layers' draws, m x fan_out each. */
-static void F(forward)(Net *net, const T *const *xrows, int64_t m, const T *uniforms,
-                       const T **arows)
+/* Forward through every layer for rows r0 .. r1 - 1 of the batch's m rows, xrows its rows of
+ * X; each layer's rows of a^l into arows + l * batch; uniforms: the dropout layers' draws,
+ * m x fan_out each. A row's values do not depend on which rows go with it. */
+static void F(forward)(Net *net, const T *const *xrows, int64_t m, int64_t r0, int64_t r1,
+                       const T *uniforms, const T **arows)
 {
     const T *const *in = xrows;
     for (int64_t l = 0; l < net->n_layers; l++) {
         Layer *L = net->layers + l;
         int64_t s = L->stride, k = L->fan_out;
         T *z = L->z, *h = L->h, *a = L->a;
-        F(gemm)(0, m, s, in, 0, L->W, s, L->fan_in, L->b, z, s, 0); /* z = a W + b */
+        F(gemm)(0, r1 - r0, s, in + r0, 0, L->W, s, L->fan_in, L->b, z + r0 * s, s, 0);
         const T *u = 0;
         T p = (T)L->dropout, scale = 0;
         if (L->dropout > 0) {
@@ -246,7 +247,7 @@ static void F(forward)(Net *net, const T *const *xrows, int64_t m, const T *unif
             scale = (T)(1.0 / (1.0 - L->dropout)); /* 0 or 1/(1 - p), as sample_masks */
         }
         const T **out = arows + l * net->batch;
-        for (int64_t r = 0; r < m; r++) {
+        for (int64_t r = r0; r < r1; r++) {
             T *hr = h + r * s, *ar = a + r * s;
             F(activate)(L->act, (T)L->act_param, z + r * s, hr, k);
             if (u) {
@@ -345,24 +346,21 @@ static double F(row_loss)(const Net *net, const Layer *L, int64_t r, const void 
     return c / (double)k;
 }
 
-/* The batch's loss (a weighted mean with row weights w) into *value, delta^L into the last
- * layer's g, and the counts of the record; returns the sum the record adds (value times the
- * rows, or times the weights' sum). */
-static double F(output_error)(Net *net, const int64_t *idx, int64_t m, const void *targets,
-                              const T *w, double *value)
+/* delta^L into the last layer's g for rows r0 .. r1 - 1 of the batch's m (wsum: the batch's
+ * row weights' sum), and what the record counts added into *correct and ss[k]; returns the
+ * rows' sum of losses (times their weights). */
+static double F(output_error)(Net *net, const int64_t *idx, int64_t m, int64_t r0, int64_t r1,
+                              const void *targets, const T *w, T wsum, int64_t *correct,
+                              double *ss)
 {
     Layer *L = net->layers + net->n_layers - 1;
     int64_t s = L->stride, k = L->fan_out;
     int fused = (net->loss == LOSS_CROSS_ENTROPY && L->act == ACT_SOFTMAX)
                 || (net->loss == LOSS_BINARY_CROSS_ENTROPY && L->act == ACT_SIGMOID);
     T inv = (T)(1.0 / (double)(net->loss == LOSS_CROSS_ENTROPY ? m : m * k));
-    T wsum = 0;
-    if (w)
-        for (int64_t r = 0; r < m; r++)
-            wsum += w[idx[r]];
     T wscale = w ? (T)m / wsum : (T)0;
     double total = 0;
-    for (int64_t r = 0; r < m; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         int64_t row = idx[r];
         double c = F(row_loss)(net, L, r, targets, row, inv, (T)m);
         T *g = (T *)L->g + r * s;
@@ -381,63 +379,51 @@ static double F(output_error)(Net *net, const int64_t *idx, int64_t m, const voi
             int right = 1;
             for (int64_t j = 0; j < k; j++)
                 right &= (h[j] >= (T)0.5) == (y[j] >= (T)0.5);
-            net->correct += right;
+            *correct += right;
         } else if (net->classify) { /* metrics.count_correct: class indices of both */
             const T *y = (const T *)targets + row * k;
             int64_t want = net->loss == LOSS_CROSS_ENTROPY ? ((const int64_t *)targets)[row]
                            : k == 1                        ? (int64_t)y[0]
                                                            : F(argmax)(y, k);
             int64_t got = k == 1 ? (int64_t)(h[0] >= (T)0.5) : F(argmax)(h, k);
-            net->correct += got == want;
+            *correct += got == want;
         } else {
             const T *y = (const T *)targets + row * k;
             for (int64_t j = 0; j < k; j++) {
                 double e = (double)(y[j] - h[j]);
-                net->ss_res[j] += e * e;
+                ss[j] += e * e;
             }
         }
     }
-    *value = total / (w ? (double)wsum : (double)m);
     return total;
 }
 
-/* Backward (BP2-BP4) from delta^L in the last layer's g: every layer's gradients, and the
- * squares of each layer's gradient summed into sq[l]. */
-static void F(backward)(Net *net, const T *const *xrows, int64_t m, const T **arows,
-                        const T **drows, double *sq)
+/* delta^l of layer l: its g, or its d where g must survive it or be masked. */
+static inline const T *F(delta_of)(const Net *net, int64_t l)
 {
-    for (int64_t l = net->n_layers - 1; l >= 0; l--) {
-        Layer *L = net->layers + l;
-        int64_t s = L->stride;
-        const T *delta = (l == net->n_layers - 1 || !(L->dropout > 0 || L->residual))
-                             ? (const T *)L->g
-                             : (const T *)L->d;
-        const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
-        sq[l] = 0;
-        F(gemm)(1, L->fan_in, s, in, 0, delta, s, m, 0, L->gW, s, sq + l); /* BP3 */
-        T *gb = L->gb;
-        for (int64_t j = 0; j < s; j++)
-            gb[j] = 0;
-        for (int64_t r = 0; r < m; r++) { /* BP4 */
-            const T *dr = delta + r * s;
-            for (int64_t j = 0; j < s; j++)
-                gb[j] += dr[j];
-        }
-        for (int64_t j = 0; j < s; j++)
-            sq[l] += (double)(gb[j] * gb[j]);
-        if (l == 0)
-            break;
-        Layer *P = L - 1;
-        int64_t ps = P->stride, k = P->fan_out;
-        for (int64_t r = 0; r < m; r++)
+    const Layer *L = net->layers + l;
+    return (l == net->n_layers - 1 || !(L->dropout > 0 || L->residual)) ? (const T *)L->g
+                                                                         : (const T *)L->d;
+}
+
+/* The delta^l of rows r0 .. r1 - 1 for every layer below the output (BP2), from delta^L in
+ * the last layer's g, down through dC/da^(l-1) = delta^l W^l^T. */
+static void F(chain)(Net *net, int64_t r0, int64_t r1, const T **drows)
+{
+    for (int64_t l = net->n_layers - 1; l >= 1; l--) {
+        Layer *L = net->layers + l, *P = L - 1;
+        int64_t s = L->stride, ps = P->stride, k = P->fan_out;
+        const T *delta = F(delta_of)(net, l);
+        for (int64_t r = r0; r < r1; r++)
             drows[r] = delta + r * s;
-        /* dC/da^(l-1) = delta^l W^l^T: through the transposed copy, or for a few rows as dot
-         * products of delta's rows with W's (no copy to keep) */
+        /* through the transposed copy, or for a few rows as dot products of delta's rows with
+         * W's (no copy to keep) */
         if (net->batch <= NT_ROWS)
-            F(gemm_nt)(m, L->fan_in, s, drows, L->W, P->g, ps);
+            F(gemm_nt)(r1 - r0, L->fan_in, s, drows + r0, L->W, (T *)P->g + r0 * ps, ps);
         else
-            F(gemm)(0, m, ps, drows, 0, L->WT, ps, L->fan_out, 0, P->g, ps, 0);
-        for (int64_t r = 0; r < m; r++) {
+            F(gemm)(0, r1 - r0, ps, drows + r0, 0, L->WT, ps, L->fan_out, 0,
+                    (T *)P->g + r0 * ps, ps, 0);
+        for (int64_t r = r0; r < r1; r++) {
             T *g = (T *)P->g + r * ps;
             if (L->residual) { /* the skip connection passes dC/da^l straight through */
                 const T *gl = (const T *)L->g + r * s;
@@ -455,6 +441,37 @@ static void F(backward)(Net *net, const T *const *xrows, int64_t m, const T **ar
             F(derive)(P->act, (T)P->act_param, (const T *)P->z + r * ps,
                       (const T *)P->h + r * ps, gh, d, k); /* BP2 */
         }
+    }
+}
+
+/* BP3 for rows i of every dC/dW^l in part `part` of `parts` (W's rows split at a multiple
+ * of 4), the sum of their squares into sqw[l]; part 0 also BP4, each dC/db^l, and the sum of
+ * its squares into sqb[l]. */
+static void F(grads)(Net *net, const T *const *xrows, int64_t m, const T **arows, int part,
+                     int parts, double *sqw, double *sqb)
+{
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        Layer *L = net->layers + l;
+        int64_t s = L->stride, half = parts > 1 ? L->fan_in / 2 / 4 * 4 : L->fan_in;
+        int64_t i0 = part ? half : 0, i1 = part ? L->fan_in : half;
+        const T *delta = F(delta_of)(net, l);
+        const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
+        sqw[l] = 0;
+        if (i1 > i0)
+            F(gemm)(1, i1 - i0, s, in, i0, delta, s, m, 0, (T *)L->gW + i0 * s, s, sqw + l);
+        if (part)
+            continue;
+        T *gb = L->gb;
+        for (int64_t j = 0; j < s; j++)
+            gb[j] = 0;
+        for (int64_t r = 0; r < m; r++) { /* BP4 */
+            const T *dr = delta + r * s;
+            for (int64_t j = 0; j < s; j++)
+                gb[j] += dr[j];
+        }
+        sqb[l] = 0;
+        for (int64_t j = 0; j < s; j++)
+            sqb[l] += (double)(gb[j] * gb[j]);
     }
 }
 
@@ -494,54 +511,125 @@ static void F(update_range)(Net *net, int64_t o, int64_t n, double wd, int64_t t
             (T)(decoupled ? 0.0 : wd), (T)(decoupled ? 1.0 - net->lr * wd : 1.0));
 }
 
-/* The optimizer's step t + 1 over the packed buffers; without decay_biases, the weight
- * decay on each layer's W alone (the bias ranges updated with none, as optimizers.py's
- * compiled path does it range by range). */
-static void F(update)(Net *net)
+/* The optimizer's step t over the packed buffers' values lo .. hi - 1; without decay_biases,
+ * the weight decay on each layer's W alone (the bias ranges updated with none, as
+ * optimizers.py's compiled path does it range by range). Elementwise: any split of the
+ * buffer gives the same bits. */
+static void F(update_span)(Net *net, int64_t lo, int64_t hi, int64_t t)
 {
-    int64_t t = ++net->t;
     if (net->decay_biases || net->weight_decay == 0) {
-        F(update_range)(net, 0, net->n_params, net->weight_decay, t);
+        if (hi > lo)
+            F(update_range)(net, lo, hi - lo, net->weight_decay, t);
         return;
     }
     for (int64_t l = 0; l < net->n_layers; l++) {
         const Layer *L = net->layers + l;
         int64_t w0 = (const T *)L->W - (const T *)net->params, nw = L->fan_in * L->stride;
-        F(update_range)(net, w0, nw, net->weight_decay, t);
-        F(update_range)(net, w0 + nw, L->stride, 0.0, t);
+        int64_t edges[3] = {w0, w0 + nw, w0 + nw + L->stride};
+        for (int q = 0; q < 2; q++) {
+            int64_t a = edges[q] > lo ? edges[q] : lo, b = edges[q + 1] < hi ? edges[q + 1] : hi;
+            if (b > a)
+                F(update_range)(net, a, b - a, q ? 0.0 : net->weight_decay, t);
+        }
     }
+}
+
+/* One mini-batch's work, in parts that one or two threads run (run_parts): rows split in
+ * two for forward, output error and BP2, W's rows for BP3, the buffer for the update. What
+ * the parts add up is combined in a fixed order, so one thread or two give the same bits. */
+typedef struct {
+    Net *net;
+    const T *const *xrows;
+    const T **arows, **drows;
+    const int64_t *idx;
+    const void *targets;
+    const T *w, *uniforms;
+    T wsum;
+    int64_t m, t;
+    int parts;
+    double total[2], *ss[2], *sqw[2], *sqb;
+    int64_t correct[2];
+} F(Batch);
+
+static void F(rows_part)(void *arg, int part)
+{
+    F(Batch) *c = arg;
+    int64_t half = c->parts > 1 ? c->m / 2 : c->m;
+    int64_t r0 = part ? half : 0, r1 = part ? c->m : half;
+    F(forward)(c->net, c->xrows, c->m, r0, r1, c->uniforms, c->arows);
+    c->total[part] = F(output_error)(c->net, c->idx, c->m, r0, r1, c->targets, c->w, c->wsum,
+                                     c->correct + part, c->ss[part]);
+    F(chain)(c->net, r0, r1, c->drows);
+}
+
+static void F(grads_part)(void *arg, int part)
+{
+    F(Batch) *c = arg;
+    F(grads)(c->net, c->xrows, c->m, c->arows, part, c->parts, c->sqw[part], c->sqb);
+}
+
+static void F(update_part)(void *arg, int part)
+{
+    F(Batch) *c = arg;
+    Net *net = c->net;
+    int64_t half = c->parts > 1 ? net->n_params / 2 / 16 * 16 : net->n_params;
+    F(update_span)(net, part ? half : 0, part ? net->n_params : half, c->t);
 }
 
 /* Batches b0 .. b1 - 1 of an epoch: the batch b is rows order[b * batch ...] of X (n rows).
  * Returns how many were done: fewer where a batch's loss or gradient was not finite (that
  * batch is not applied; net->last_loss holds its loss). work: (n_layers + 2) x batch row
- * pointers. */
+ * pointers. A batch of SPLIT_ROWS rows or more is done in two parts, by net->threads threads;
+ * a smaller one in one. */
 int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const int64_t *order,
                  int64_t n, int64_t b0, int64_t b1, const T *uniforms, const T **work)
 {
     int64_t bs = net->batch, per_row = 0, nl = net->n_layers;
+    int64_t k = net->layers[nl - 1].fan_out;
     for (int64_t l = 0; l < nl; l++)
         if (net->layers[l].dropout > 0)
             per_row += net->layers[l].fan_out;
-    const T **xrows = work, **arows = work + bs, **drows = work + (nl + 1) * bs;
-    double sq[nl];
+    double sqw[2][nl], sqb[nl], ss[2][k];
+    F(Batch) c = {.net = net, .targets = targets, .w = w, .sqb = sqb};
+    c.xrows = (const T *const *)work;
+    c.arows = work + bs;
+    c.drows = work + (nl + 1) * bs;
+    c.parts = bs >= SPLIT_ROWS ? 2 : 1;
+    c.sqw[0] = sqw[0], c.sqw[1] = sqw[1];
+    int threads = c.parts > 1 ? net->threads : 1;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t *idx = order + b * bs;
         int64_t m = n - b * bs < bs ? n - b * bs : bs;
         for (int64_t r = 0; r < m; r++)
-            xrows[r] = X + idx[r] * net->n_features;
-        F(forward)(net, (const T *const *)xrows, m, uniforms, arows);
+            ((const T **)work)[r] = X + idx[r] * net->n_features;
+        c.idx = idx, c.m = m, c.uniforms = uniforms, c.wsum = 0;
+        if (w)
+            for (int64_t r = 0; r < m; r++)
+                c.wsum += w[idx[r]];
+        c.correct[0] = c.correct[1] = 0;
+        for (int p = 0; p < 2; p++) {
+            c.ss[p] = c.parts > 1 ? ss[p] : net->ss_res;
+            if (c.parts > 1)
+                memset(ss[p], 0, sizeof ss[p]);
+        }
+        run_parts(F(rows_part), &c, c.parts, threads);
         uniforms += m * per_row;
-        double value;
-        double total = F(output_error)(net, idx, m, targets, w, &value);
-        F(backward)(net, (const T *const *)xrows, m, arows, drows, sq);
-        double norm2 = 0;
-        for (int64_t l = 0; l < nl; l++)
+        run_parts(F(grads_part), &c, c.parts, threads);
+        double total = c.total[0] + (c.parts > 1 ? c.total[1] : 0.0), norm2 = 0;
+        double value = total / (w ? (double)c.wsum : (double)m), sq[nl];
+        for (int64_t l = 0; l < nl; l++) {
+            sq[l] = sqw[0][l] + (c.parts > 1 ? sqw[1][l] : 0.0) + sqb[l];
             norm2 += sq[l];
+        }
         net->last_loss = value;
         if (!isfinite(value) || !isfinite(norm2))
             return b - b0;
         net->loss_sum += total;
+        net->correct += c.correct[0] + c.correct[1];
+        if (c.parts > 1)
+            for (int p = 0; p < 2; p++)
+                for (int64_t j = 0; j < k; j++)
+                    net->ss_res[j] += ss[p][j];
         for (int64_t l = 0; l < nl; l++)
             net->grad_sq[l] += sq[l];
         T *g = net->grads;
@@ -558,7 +646,8 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
             for (int64_t i = 0; i < net->n_params; i++)
                 g[i] = g[i] < -v ? -v : (g[i] > v ? v : g[i]);
         }
-        F(update)(net);
+        c.t = ++net->t;
+        run_parts(F(update_part), &c, c.parts, threads);
         if (net->batch > NT_ROWS)
             F(transpose)(net);
     }

@@ -21,12 +21,15 @@ the BLAS's multithreaded products win. Everything else takes the NumPy path, the
 
 The products sum in another order than the BLAS's, so results match the NumPy path to within
 rounding (tests/test_fused.py: per dtype), not to the bit; a given machine gives the same bits
-every time.
+every time. A batch of SPLIT_ROWS rows or more is done in two parts, on a second thread where
+there is a second core and it is faster (timed call by call): the same bits either way.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +56,7 @@ OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
 # the BLAS's products, on every core, are faster there (README, Performance).
 MAX_PRODUCT = 4_000_000
 VECTOR_BYTES = 64  # _fused.c's vectors: rows are padded to whole ones
+SPLIT_ROWS = 16  # _fused.c: a batch of this many rows or more is done in two parts
 
 
 class _Layer(ctypes.Structure):
@@ -96,12 +100,24 @@ class _Net(ctypes.Structure):
         ("grad_sq", ctypes.POINTER(ctypes.c_double)),
         ("last_loss", ctypes.c_double),
         ("decay_biases", ctypes.c_int32),
+        ("threads", ctypes.c_int32),
     ]
 
 
 def largest_product(sizes: Sequence[int], batch_size: int) -> int:
     """batch size x fan_in x fan_out of the network's largest layer."""
     return max(batch_size * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
+
+def _cores() -> int:
+    """The cores this process may use: its CPU affinity, at most $OMP_NUM_THREADS (which a
+    sweep's workers set to their share, and which asks for one thread where it is 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
 
 
 def why_not(net: Network, loss: Loss, opt: Optimizer, batch_size: int) -> str:
@@ -176,6 +192,11 @@ class FusedStep:
             self._describe(l)
         self.c = self._net(loss, task)
         self.c.classify = 2 if multilabel else int(task == "classification")
+        # Two threads for a batch's two parts, where it has two and a second core; chosen
+        # call by call by the time a batch took each way (``threads`` None), or forced.
+        self.split = batch_size >= SPLIT_ROWS and _cores() >= 2
+        self.threads: int | None = None
+        self._per_batch = {1: 0.0, 2: 0.0}  # seconds a batch took, each way (0: not yet)
 
     def _state_names(self) -> tuple[str, ...]:
         return ("momentum_buffer",) if self.opt.name == "sgd" else ("exp_avg", "exp_avg_sq")
@@ -278,8 +299,10 @@ class FusedStep:
     # ------------------------------------------------------------------ training
 
     def start_epoch(self, lr: float, clip_norm: float | None, clip_value: float | None) -> None:
-        """Zero the epoch's sums; the lr and clipping for the epoch's calls."""
+        """Zero the epoch's sums; the lr and clipping for the epoch's calls; time one thread
+        and two again (the machine's load changes)."""
         c = self.c
+        self._per_batch = {1: 0.0, 2: 0.0}
         c.lr = float(lr)
         c.clip_norm, c.clip_value = float(clip_norm or 0.0), float(clip_value or 0.0)
         c.loss_sum, c.correct, c.clipped = 0.0, 0, 0
@@ -300,7 +323,9 @@ class FusedStep:
         many were done: fewer where a batch's loss or gradient was not finite (that batch is
         not applied; ``last_loss`` is its loss)."""
         ptr = ctypes.c_void_p
-        return self._train(
+        self.c.threads = threads = self._threads()
+        t0 = time.perf_counter()
+        done = self._train(
             ctypes.byref(self.c),
             X.ctypes.data,
             y.ctypes.data,
@@ -312,6 +337,23 @@ class FusedStep:
             ptr(None) if uniforms is None else uniforms.ctypes.data,
             self.work.ctypes.data,
         )
+        if done:
+            self._per_batch[threads] = (time.perf_counter() - t0) / done
+        return done
+
+    def _threads(self) -> int:
+        """2 or 1: forced, or the way not yet timed this epoch, else the faster one. Either way
+        the results are the same bits (the parts are the same)."""
+        if not self.split:
+            return 1
+        if self.threads:
+            return self.threads
+        one, two = self._per_batch[1], self._per_batch[2]
+        if not two:
+            return 2
+        if not one:
+            return 1
+        return 2 if two < one else 1
 
     @property
     def last_loss(self) -> float:

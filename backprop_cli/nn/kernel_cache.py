@@ -48,7 +48,15 @@ HEADERS = (SOURCE.with_name("_fused.h"),)
 # -fno-math-errno lets sqrt vectorize and -fno-trapping-math lets a conditional product
 # vectorize (neither changes a result: Python runs with FP traps off); -ffp-contract=off
 # keeps a * b + c two roundings, as NumPy computes it.
-FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+FLAGS = [
+    "-O3",
+    "-fPIC",
+    "-shared",
+    "-pthread",  # the fused step's second thread
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-ffp-contract=off",
+]
 FAILURE_TTL_S = 24 * 3600  # a failed build is not retried by every process for a day
 BUILD_TIMEOUT_S = 60.0  # then the compiler is killed, with every process it started
 _GONE_WAIT_S = 2.0  # how long to wait for a killed compiler's processes to be gone
