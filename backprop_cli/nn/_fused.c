@@ -165,13 +165,12 @@ static int pool_ready(void)
 static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads)
 {
     /* busy: another trainer in this process (a Python thread of its own) has the thread */
-    if (parts < 2 || threads < 2 || atomic_exchange(&pool.busy, 1)) {
-        for (int p = 0; p < parts; p++)
-            fn(arg, p);
-        return;
-    }
-    if (!pool_ready()) {
+    int two = parts > 1 && threads > 1 && !atomic_exchange(&pool.busy, 1);
+    if (two && !pool_ready()) {
         atomic_store(&pool.busy, 0);
+        two = 0;
+    }
+    if (!two) {
         for (int p = 0; p < parts; p++)
             fn(arg, p);
         return;
@@ -192,6 +191,7 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
             sched_yield();
     atomic_store(&pool.busy, 0);
 }
+
 /* Up to this batch size the backward pass's delta W^T is dot products (gemm_nt), beyond it a
  * product through W^T (measured: README, Performance). */
 #ifndef NT_ROWS

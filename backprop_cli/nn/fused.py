@@ -110,8 +110,9 @@ def largest_product(sizes: Sequence[int], batch_size: int) -> int:
 
 
 def _cores() -> int:
-    """The cores this process may use: its CPU affinity, at most $OMP_NUM_THREADS (which a
-    sweep's workers set to their share, and which asks for one thread where it is 1)."""
+    """The cores this process may use: its CPU affinity (system.usable_cores's count: nn
+    imports nothing of the rest), at most $OMP_NUM_THREADS (which a sweep's workers set to
+    their share, and which asks for one thread where it is 1)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -176,10 +177,8 @@ class FusedStep:
         total = sum(k * s + s for k, s in zip(fan_ins, self.strides, strict=True))
         self.params, self.grads = np.zeros(total, dt), np.zeros(total, dt)
         self.state = {k: np.zeros(total, dt) for k in self._state_names()}
-        self.W = self._views(self.params, fan_ins, 0)
-        self.gW = self._views(self.grads, fan_ins, 0)
-        self.b = self._views(self.params, fan_ins, 1)
-        self.gb = self._views(self.grads, fan_ins, 1)
+        self.W, self.b = self._views(self.params)
+        self.gW, self.gb = self._views(self.grads)
         self.WT = [None] + [
             np.zeros((m, s), dt) for m, s in zip(net.sizes[2:], self.strides[:-1], strict=True)
         ]
@@ -190,8 +189,7 @@ class FusedStep:
         self._buffers = []
         for l in range(net.n_layers):
             self._describe(l)
-        self.c = self._net(loss, task)
-        self.c.classify = 2 if multilabel else int(task == "classification")
+        self.c = self._net(loss, 2 if multilabel else int(task == "classification"))
         # Two threads for a batch's two parts, where it has two and a second core; chosen
         # call by call by the time a batch took each way (``threads`` None), or forced.
         self.split = batch_size >= SPLIT_ROWS and _cores() >= 2
@@ -201,13 +199,15 @@ class FusedStep:
     def _state_names(self) -> tuple[str, ...]:
         return ("momentum_buffer",) if self.opt.name == "sgd" else ("exp_avg", "exp_avg_sq")
 
-    def _views(self, flat: np.ndarray, fan_ins: list[int], which: int) -> list[np.ndarray]:
-        out, offset = [], 0
-        for k, s in zip(fan_ins, self.strides, strict=True):
-            W = flat[offset : offset + k * s].reshape(k, s)
-            out.append(W if which == 0 else flat[offset + k * s : offset + k * s + s])
+    def _views(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The per-layer W (fan_in x stride), b (stride) views of a packed buffer, as
+        ``Network.views`` gives them of the network's."""
+        Ws, bs, offset = [], [], 0
+        for k, s in zip(self.net.sizes[:-1], self.strides, strict=True):
+            Ws.append(flat[offset : offset + k * s].reshape(k, s))
+            bs.append(flat[offset + k * s : offset + k * s + s])
             offset += k * s + s
-        return out
+        return Ws, bs
 
     def _describe(self, l: int) -> None:
         net, L = self.net, self._layers[l]
@@ -232,12 +232,13 @@ class FusedStep:
         L.d = new() if extra else None
         L.mask = new() if net.dropout[l] else None
 
-    def _net(self, loss: Loss, task: str) -> _Net:
+    def _net(self, loss: Loss, classify: int) -> _Net:
+        """The C description; classify: 0 regression, 1 classes, 2 multi-label."""
         net, opt, h = self.net, self.opt, self.opt.hyper
         c = _Net()
         c.n_layers, c.n_features, c.batch = net.n_layers, net.sizes[0], self.batch
         c.n_params, c.layers = self.params.size, self._layers
-        c.loss, c.classify = LOSSES[loss.name], int(task == "classification")
+        c.loss, c.classify = LOSSES[loss.name], classify
         c.huber_delta = float(getattr(loss, "delta", 1.0))
         c.opt, c.nesterov = OPTIMIZERS[opt.name], int(bool(h.get("nesterov", False)))
         c.momentum, c.dampening = h.get("momentum", 0.0), h.get("dampening", 0.0)
@@ -255,46 +256,29 @@ class FusedStep:
     # ------------------------------------------------------------------ in and out
 
     def load(self) -> None:
-        """The network's parameters and the optimizer's state and step count into the packed
-        copies (W^T too)."""
-        net = self.net
-        self._pack(net.W, net.b, self.W, self.b)
-        self._pack(net.gW, net.gb, self.gW, self.gb)
-        for k in self._state_names():
-            W, b = net.views(self.opt.state[k])
-            self._pack(W, b, *self._packed_views(self.state[k]))
-        for l in range(1, net.n_layers):
-            self.WT[l][:, : net.sizes[l]] = net.W[l].T
+        """The network's parameters and gradients and the optimizer's state and step count
+        into the packed copies (W^T too)."""
+        for flat, packed in self._buffer_pairs():
+            for W, b, pW, pb in zip(*self.net.views(flat), *self._views(packed), strict=True):
+                m = W.shape[1]
+                pW[:, :m], pb[:m] = W, b
+        for l in range(1, self.net.n_layers):
+            self.WT[l][:, : self.net.sizes[l]] = self.net.W[l].T
         self.c.t = self.opt.t
 
     def store(self) -> None:
         """The packed copies back into the network's parameters and gradients and the
         optimizer's state and step count."""
-        net = self.net
-        for l in range(net.n_layers):
-            m = net.sizes[l + 1]
-            net.W[l][...] = self.W[l][:, :m]
-            net.b[l][...] = self.b[l][:m]
-            net.gW[l][...] = self.gW[l][:, :m]
-            net.gb[l][...] = self.gb[l][:m]
-        for k in self._state_names():
-            W, b = net.views(self.opt.state[k])
-            pW, pb = self._packed_views(self.state[k])
-            for l in range(net.n_layers):
-                m = net.sizes[l + 1]
-                W[l][...], b[l][...] = pW[l][:, :m], pb[l][:m]
+        for flat, packed in self._buffer_pairs():
+            for W, b, pW, pb in zip(*self.net.views(flat), *self._views(packed), strict=True):
+                m = W.shape[1]
+                W[...], b[...] = pW[:, :m], pb[:m]
         self.opt.t = int(self.c.t)
 
-    def _packed_views(self, flat: np.ndarray):
-        fan_ins = self.net.sizes[:-1]
-        return self._views(flat, fan_ins, 0), self._views(flat, fan_ins, 1)
-
-    @staticmethod
-    def _pack(W, b, pW, pb) -> None:
-        for l in range(len(W)):
-            m = W[l].shape[1]
-            pW[l][:, :m] = W[l]
-            pb[l][:m] = b[l]
+    def _buffer_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(the network's or optimizer's flat buffer, its packed copy), each."""
+        pairs = [(self.net.params, self.params), (self.net.grads, self.grads)]
+        return pairs + [(self.opt.state[k], self.state[k]) for k in self._state_names()]
 
     # ------------------------------------------------------------------ training
 

@@ -58,9 +58,9 @@ def plan(
     why = why_not(net, loss, opt, batch_size)
     if not why and (X.dtype != net.dtype or not X.flags.c_contiguous):
         why = f"the rows are {X.dtype}{'' if X.flags.c_contiguous else ', not contiguous'}"
-    labels = loss.name == "cross_entropy"
     if why:
         return Plan(None, why)
+    labels = loss.name == "cross_entropy"
     yc = np.ascontiguousarray(y, dtype=np.int64 if labels else net.dtype)
     if not labels and yc.size != len(y) * net.sizes[-1]:
         return Plan(None, f"targets of shape {y.shape} for {net.sizes[-1]} outputs")
