@@ -57,7 +57,7 @@ def _trainer(case: dict, dtype, fused: bool, epochs: int = 3) -> Trainer:
         **case,
     }
     X, y = _data(c["data"], c.get("rows", 203), 6, c["k"], dtype)
-    width = 8
+    width = c.get("width", 8)
     sizes = [6] + [width] * len(c["hidden"]) + [c["k"]]
     net = Network(
         sizes,
@@ -412,3 +412,54 @@ def _params_two_threads(case: dict) -> np.ndarray:
 def test_omp_num_threads_1_asks_for_one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert not _trainer({"batch": 32}, "float32", True).plan.step.split
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"batch": 1, "opt": ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3})},
+        {"batch": 3, "residual": [False, True, False], "dropout": [0.3, 0.0, 0.0]},
+        {"batch": 4, "weights": True, "clip_value": 0.01},
+        {"batch": 2, "opt": ("adamw", {"weight_decay": 0.5}), "weights_alone": True},
+        {
+            "batch": 3,
+            "opt": ("sgd", {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.05}),
+            "weights_alone": True,
+        },
+        {"batch": 1, "out": "identity", "loss": "mse", "data": "values", "k": 3},
+        {"batch": 2, "hidden": ["tanh"], "width": 2100, "rows": 24},
+    ],
+    ids=[
+        "batch 1 nesterov",
+        "residual dropout",
+        "weights clip value",
+        "adamw weights alone",
+        "sgd dampening weights alone",
+        "regression",
+        "rows longer than a chunk",
+    ],
+)
+def test_bp3_in_the_update_gives_the_bits_of_the_gradient_buffer(case, dtype):
+    """A batch of up to 4 rows makes each chunk of dC/dW in the update's pass instead of in
+    the gradient buffer: the same parameters, state and last gradients, to the bit."""
+    fused, apart = _trainer(case, dtype, True), _trainer(case, dtype, True)
+    apart.plan.step.c.fuse_update = 0
+    _run(fused), _run(apart)
+    for got, want in ((fused.net.params, apart.net.params), (fused.net.grads, apart.net.grads)):
+        np.testing.assert_array_equal(got, want)
+    for k in fused.opt.state:
+        np.testing.assert_array_equal(fused.opt.state[k], apart.opt.state[k])
+
+
+def test_the_gradient_norm_of_a_few_rows_clips_as_the_numpy_path():
+    """A batch of up to 4 rows takes each layer's gradient norm from its rows' dot products
+    ((a_r . a_q)(delta_r . delta_q) summed): clipping by it trains as the NumPy path does."""
+    case = {"batch": 3, "clip_norm": 0.05}
+    fused, ref = _trainer(case, "float64", True), _trainer(case, "float64", False)
+    got, want = _run(fused), _run(ref)
+    assert got[-1]["clipped_batches"] == want[-1]["clipped_batches"] > 0
+    for g, w in zip(got, want, strict=True):
+        for l in range(3):
+            assert g[f"grad_norm_{l}"] == pytest.approx(w[f"grad_norm_{l}"], rel=1e-10)
+    np.testing.assert_allclose(fused.net.params, ref.net.params, rtol=1e-10, atol=1e-12)

@@ -82,7 +82,24 @@ typedef struct {
     double last_loss;
     int32_t decay_biases; /* 0: weight decay on the layers' W alone */
     int32_t threads;      /* 2: a batch's two parts on two threads (fused.py decides) */
+    int32_t fuse_update;  /* 1: BP3 and the update in one pass where the batch allows it */
 } Net;
+
+/* An optimizer step's scalars that do not depend on the values: computed once per step. */
+typedef struct {
+    int64_t t;
+    double bias1, bias2_sqrt; /* Adam's bias corrections */
+} Step;
+
+static Step step_of(const Net *net, int64_t t)
+{
+    Step st = {.t = t};
+    if (net->opt != OPT_SGD) {
+        st.bias1 = 1.0 - pow(net->beta1, (double)t);
+        st.bias2_sqrt = sqrt(1.0 - pow(net->beta2, (double)t));
+    }
+    return st;
+}
 
 #define VBYTES 64
 /* A batch of this many rows or more is done in two parts (a thread each where fused.py asks

@@ -491,35 +491,35 @@ static void F(transpose)(Net *net)
     }
 }
 
-/* The optimizer's step t over n values from offset o of the packed buffers with weight decay
- * wd, its scalars computed as optimizers.py computes them (in double, then rounded to T), so
- * that the update is its bits. */
-static void F(update_range)(Net *net, int64_t o, int64_t n, double wd, int64_t t)
+/* The optimizer's step over n values from offset o of the packed buffers, their gradients
+ * g, with weight decay wd, its scalars computed as optimizers.py computes them (in double,
+ * then rounded to T), so that the update is its bits. */
+static void F(update_range)(Net *net, int64_t o, int64_t n, const T *g, double wd,
+                            const Step *st)
 {
-    T *p = (T *)net->params + o, *g = (T *)net->grads + o, *s0 = (T *)net->state0 + o;
+    T *p = (T *)net->params + o, *s0 = (T *)net->state0 + o;
     if (net->opt == OPT_SGD) {
         F(sgd)(p, g, s0, n, (T)net->lr, (T)net->momentum, (T)(1.0 - net->dampening), (T)wd,
-               t == 1, net->nesterov);
+               st->t == 1, net->nesterov);
         return;
     }
     T *s1 = (T *)net->state1 + o;
     int decoupled = net->opt == OPT_ADAMW;
-    double bias1 = 1.0 - pow(net->beta1, (double)t);
-    double bias2_sqrt = sqrt(1.0 - pow(net->beta2, (double)t));
     F(adam)(p, g, s0, s1, n, (T)(1.0 - net->beta1), (T)(1.0 - net->beta2), (T)net->beta2,
-            (T)(1.0 / bias2_sqrt), (T)net->eps, (T)(net->lr / bias1),
+            (T)(1.0 / st->bias2_sqrt), (T)net->eps, (T)(net->lr / st->bias1),
             (T)(decoupled ? 0.0 : wd), (T)(decoupled ? 1.0 - net->lr * wd : 1.0));
 }
 
-/* The optimizer's step t over the packed buffers' values lo .. hi - 1; without decay_biases,
- * the weight decay on each layer's W alone (the bias ranges updated with none, as
- * optimizers.py's compiled path does it range by range). Elementwise: any split of the
- * buffer gives the same bits. */
-static void F(update_span)(Net *net, int64_t lo, int64_t hi, int64_t t)
+/* The optimizer's step over the packed buffers' values lo .. hi - 1, from the gradient
+ * buffer; without decay_biases, the weight decay on each layer's W alone (the bias ranges
+ * updated with none, as optimizers.py's compiled path does it range by range). Elementwise:
+ * any split of the buffer gives the same bits. */
+static void F(update_span)(Net *net, int64_t lo, int64_t hi, const Step *st)
 {
+    const T *g = net->grads;
     if (net->decay_biases || net->weight_decay == 0) {
         if (hi > lo)
-            F(update_range)(net, lo, hi - lo, net->weight_decay, t);
+            F(update_range)(net, lo, hi - lo, g + lo, net->weight_decay, st);
         return;
     }
     for (int64_t l = 0; l < net->n_layers; l++) {
@@ -529,7 +529,7 @@ static void F(update_span)(Net *net, int64_t lo, int64_t hi, int64_t t)
         for (int q = 0; q < 2; q++) {
             int64_t a = edges[q] > lo ? edges[q] : lo, b = edges[q + 1] < hi ? edges[q + 1] : hi;
             if (b > a)
-                F(update_range)(net, a, b - a, q ? 0.0 : net->weight_decay, t);
+                F(update_range)(net, a, b - a, g + a, q ? 0.0 : net->weight_decay, st);
         }
     }
 }
@@ -545,7 +545,8 @@ typedef struct {
     const void *targets;
     const T *w, *uniforms;
     T wsum;
-    int64_t m, t;
+    int64_t m;
+    Step st;
     int parts;
     double total[2], *ss[2], *sqw[2], *sqb;
     int64_t correct[2];
@@ -573,7 +574,122 @@ static void F(update_part)(void *arg, int part)
     F(Batch) *c = arg;
     Net *net = c->net;
     int64_t half = c->parts > 1 ? net->n_params / 2 / 16 * 16 : net->n_params;
-    F(update_span)(net, part ? half : 0, part ? net->n_params : half, c->t);
+    F(update_span)(net, part ? half : 0, part ? net->n_params : half, &c->st);
+}
+
+/* Clipping of n gradients: times coef (clip_grad_norm_'s, 1 for none), then into [-v, v]
+ * (clip_grad_value_'s, 0 for none). */
+static inline void F(clip)(T *g, int64_t n, T coef, T v)
+{
+    if (coef != 1)
+        for (int64_t i = 0; i < n; i++)
+            g[i] *= coef;
+    if (v > 0)
+        for (int64_t i = 0; i < n; i++)
+            g[i] = g[i] < -v ? -v : (g[i] > v ? v : g[i]);
+}
+
+/* sum_i x[i] y[i] over n values, in double (eight partial sums, so that it vectorizes). */
+static double F(dot64)(const T *x, const T *y, int64_t n)
+{
+    double acc[8] = {0}, t = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)x[i + k] * (double)y[i + k];
+    for (; i < n; i++)
+        t += (double)x[i] * (double)y[i];
+    for (int k = 0; k < 8; k++)
+        t += acc[k];
+    return t;
+}
+
+/* For a batch of a few rows (at most NT_ROWS): BP4, each dC/db^l and the sum of its squares
+ * into sqb[l], and the sum of the squares of each dC/dW^l = sum_r a_r delta_r^T without
+ * forming it, as sum_{r,q} (a_r . a_q)(delta_r . delta_q), into sqw[l] (in double; where
+ * it is beyond the largest T, infinite, as T's sum of squares would be). */
+static void F(few_norms)(Net *net, const T *const *xrows, int64_t m, const T **arows,
+                         double *sqw, double *sqb)
+{
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        Layer *L = net->layers + l;
+        int64_t s = L->stride, K = L->fan_in;
+        const T *delta = F(delta_of)(net, l);
+        const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
+        T *gb = L->gb;
+        for (int64_t j = 0; j < s; j++)
+            gb[j] = 0;
+        for (int64_t r = 0; r < m; r++) { /* BP4 */
+            const T *dr = delta + r * s;
+            for (int64_t j = 0; j < s; j++)
+                gb[j] += dr[j];
+        }
+        sqb[l] = F(dot64)(gb, gb, s);
+        double q = 0;
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t r2 = r; r2 < m; r2++)
+                q += (r2 == r ? 1.0 : 2.0) * F(dot64)(in[r], in[r2], K)
+                     * F(dot64)(delta + r * s, delta + r2 * s, s);
+        sqw[l] = q > (double)(sizeof(T) == 4 ? FLT_MAX : DBL_MAX) ? INFINITY : q;
+    }
+}
+
+/* BP3 and the update in one pass, for a batch of a few rows: each chunk of dC/dW^l (the sum
+ * over the rows of a_r[i] delta_r[j], in the order of grads' product: the same bits) is made
+ * in a buffer that stays in the L1 cache, clipped and applied, instead of being written to
+ * the gradient buffer and read back; then the biases' (made by few_norms). The step moves
+ * the parameters and state through the cache once instead of three times. */
+#define CHUNK 2048
+/* out[0 .. len) = sum over the M rows r of a[r] delta[r * s + j] (len a whole number of
+ * vectors), in the order of grads' product. */
+static inline __attribute__((always_inline)) void F(outer)(const int M, const T *a,
+                                                           const T *delta, int64_t s,
+                                                           int64_t len, T *out)
+{
+    for (int64_t u = 0; u < len / VL; u++) {
+        V acc = {0};
+        for (int r = 0; r < M; r++)
+            acc += a[r] * ((const V *)(delta + r * s))[u];
+        ((V *)out)[u] = acc;
+    }
+}
+
+static void F(few_update)(Net *net, const T *const *xrows, int64_t m, const T **arows,
+                          T coef, const Step *st)
+{
+    T buf[CHUNK] __attribute__((aligned(VBYTES)));
+    T v = (T)net->clip_value;
+    double wd_b = net->decay_biases ? net->weight_decay : 0.0;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        Layer *L = net->layers + l;
+        int64_t s = L->stride, K = L->fan_in;
+        int64_t w0 = (const T *)L->W - (const T *)net->params;
+        const T *delta = F(delta_of)(net, l);
+        const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
+        /* chunks of whole rows of W, or of pieces of one row where a row is longer */
+        int64_t rows = s <= CHUNK ? CHUNK / s : 1, piece = s <= CHUNK ? s : CHUNK;
+        for (int64_t i0 = 0; i0 < K; i0 += rows) {
+            int64_t i1 = K - i0 < rows ? K : i0 + rows;
+            for (int64_t j0 = 0; j0 < s; j0 += piece) {
+                int64_t len = s - j0 < piece ? s - j0 : piece, n = 0;
+                for (int64_t i = i0; i < i1; i++, n += len) {
+                    T a[4];
+                    for (int64_t r = 0; r < m; r++)
+                        a[r] = in[r][i];
+                    switch (m) {
+                    case 4: F(outer)(4, a, delta + j0, s, len, buf + n); break;
+                    case 3: F(outer)(3, a, delta + j0, s, len, buf + n); break;
+                    case 2: F(outer)(2, a, delta + j0, s, len, buf + n); break;
+                    default: F(outer)(1, a, delta + j0, s, len, buf + n); break;
+                    }
+                }
+                F(clip)(buf, n, coef, v);
+                F(update_range)(net, w0 + i0 * s + j0, n, buf, net->weight_decay, st);
+            }
+        }
+        F(clip)(L->gb, s, coef, v);
+        F(update_range)(net, w0 + K * s, s, L->gb, wd_b, st);
+    }
 }
 
 /* Batches b0 .. b1 - 1 of an epoch: the batch b is rows order[b * batch ...] of X (n rows).
@@ -597,6 +713,9 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
     c.parts = bs >= SPLIT_ROWS ? 2 : 1;
     c.sqw[0] = sqw[0], c.sqw[1] = sqw[1];
     int threads = c.parts > 1 ? net->threads : 1;
+    /* a batch of a few rows: BP3 in the update's pass (few_update) */
+    int few = net->fuse_update && bs <= NT_ROWS;
+    T coef = 1;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t *idx = order + b * bs;
         int64_t m = n - b * bs < bs ? n - b * bs : bs;
@@ -614,7 +733,10 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
         }
         run_parts(F(rows_part), &c, c.parts, threads);
         uniforms += m * per_row;
-        run_parts(F(grads_part), &c, c.parts, threads);
+        if (few)
+            F(few_norms)(net, c.xrows, m, c.arows, sqw[0], sqb);
+        else
+            run_parts(F(grads_part), &c, c.parts, threads);
         double total = c.total[0] + (c.parts > 1 ? c.total[1] : 0.0), norm2 = 0;
         double value = total / (w ? (double)c.wsum : (double)m), sq[nl];
         for (int64_t l = 0; l < nl; l++) {
@@ -622,8 +744,11 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
             norm2 += sq[l];
         }
         net->last_loss = value;
-        if (!isfinite(value) || !isfinite(norm2))
+        if (!isfinite(value) || !isfinite(norm2)) {
+            if (few) /* the gradient buffer holds the batch's gradients, as without few */
+                F(grads)(net, c.xrows, m, c.arows, 0, 1, sqw[0], sqb);
             return b - b0;
+        }
         net->loss_sum += total;
         net->correct += c.correct[0] + c.correct[1];
         if (c.parts > 1)
@@ -632,24 +757,27 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
                     net->ss_res[j] += ss[p][j];
         for (int64_t l = 0; l < nl; l++)
             net->grad_sq[l] += sq[l];
-        T *g = net->grads;
+        coef = 1;
         if (net->clip_norm > 0) { /* torch.nn.utils.clip_grad_norm_ */
-            double coef = net->clip_norm / (sqrt(norm2) + 1e-6);
-            if (coef < 1.0) {
-                for (int64_t i = 0; i < net->n_params; i++)
-                    g[i] *= (T)coef;
+            double scale = net->clip_norm / (sqrt(norm2) + 1e-6);
+            if (scale < 1.0) {
+                coef = (T)scale;
                 net->clipped++;
             }
         }
-        if (net->clip_value > 0) {
-            T v = (T)net->clip_value;
-            for (int64_t i = 0; i < net->n_params; i++)
-                g[i] = g[i] < -v ? -v : (g[i] > v ? v : g[i]);
+        c.st = step_of(net, ++net->t);
+        if (few) {
+            F(few_update)(net, c.xrows, m, c.arows, coef, &c.st);
+            continue;
         }
-        c.t = ++net->t;
+        F(clip)(net->grads, net->n_params, coef, (T)net->clip_value);
         run_parts(F(update_part), &c, c.parts, threads);
         if (net->batch > NT_ROWS)
             F(transpose)(net);
+    }
+    if (few && b1 > b0) { /* the gradient buffer: the last batch's gradients, clipped */
+        F(grads)(net, c.xrows, c.m, c.arows, 0, 1, sqw[0], sqb);
+        F(clip)(net->grads, net->n_params, coef, (T)net->clip_value);
     }
     return b1 - b0;
 }

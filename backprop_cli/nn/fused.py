@@ -6,7 +6,8 @@ norms, the count of correct rows, the update): on a small network each costs mor
 arithmetic. The fused step does all of it for each batch in C: gather the batch's rows,
 forward (every activation, bias, dropout mask and residual sum), the output error, backward,
 the gradient norms, clipping and the optimizer update (``_kernels.c``'s, bit for bit), with
-the small products as register-blocked loops. One call runs a run of batches; the trainer
+the small products as register-blocked loops; for a batch of up to 4 rows the weights'
+gradient is made chunk by chunk in the update's own pass (``few_update``). One call runs a run of batches; the trainer
 calls it a few times per epoch (to draw the dropout masks for the next run, to report
 progress and to stop on Ctrl-C between calls).
 
@@ -101,6 +102,7 @@ class _Net(ctypes.Structure):
         ("last_loss", ctypes.c_double),
         ("decay_biases", ctypes.c_int32),
         ("threads", ctypes.c_int32),
+        ("fuse_update", ctypes.c_int32),
     ]
 
 
@@ -246,6 +248,7 @@ class FusedStep:
         c.beta1, c.beta2 = h.get("betas", (0.9, 0.999))
         c.eps = h.get("eps", 0.0)
         c.decay_biases = int(opt.decays_everything)
+        c.fuse_update = 1
         c.params, c.grads = self.params.ctypes.data, self.grads.ctypes.data
         states = [self.state[k].ctypes.data for k in self._state_names()]
         c.state0, c.state1 = (states + [None])[:2]
