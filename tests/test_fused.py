@@ -112,6 +112,7 @@ CASES = {
         "dropout": [0.3, 0.0, 0.0],
         "hidden": ["tanh", "relu"],
     },
+    "batch 2, 20 units (delta W^T 16 rows at a time)": {"batch": 2, "width": 20},
     "batch 7 (short last batch)": {"batch": 7},
     "full batch": {"batch": 203},
     "row weights": {"weights": True},

@@ -219,6 +219,7 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
 
 #define T float
 #define SUFFIX f32
+#define LANES (VBYTES / 4)
 #define EXP expf
 #define LOG1P log1pf
 #define EXPM1 expm1f
@@ -236,9 +237,11 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
 #undef ERF
 #undef SQRT
 #undef TINY
+#undef LANES
 
 #define T double
 #define SUFFIX f64
+#define LANES (VBYTES / 8)
 #define EXP exp
 #define LOG1P log1p
 #define EXPM1 expm1

@@ -59,6 +59,52 @@ static inline __attribute__((always_inline)) void F(tile)(
     default: TILE_J(TR, 1) break;                                                          \
     }
 
+/* c = bias + sum_{p < P} a[p] B[p] for one row a (gemm's with n_rows 1, not TR): the sum
+ * split four ways by p mod 4 (added up in a fixed order at the end), so that a few vectors'
+ * multiply-adds are not one chain each, waiting on the one before. */
+static inline __attribute__((always_inline)) void F(gemv_tile)(const int J, const T *a,
+                                                               const T *B, int64_t ldb,
+                                                               int64_t P, const T *bias, T *c)
+{
+    V acc[4][4];
+    for (int u = 0; u < 4; u++)
+        for (int j = 0; j < J; j++)
+            acc[u][j] = (V){0};
+    int64_t p = 0;
+    for (; p + 4 <= P; p += 4)
+        for (int u = 0; u < 4; u++) {
+            const V *b = (const V *)(B + (p + u) * ldb);
+            for (int j = 0; j < J; j++)
+                acc[u][j] += a[p + u] * b[j];
+        }
+    for (; p < P; p++) {
+        const V *b = (const V *)(B + p * ldb);
+        for (int j = 0; j < J; j++)
+            acc[0][j] += a[p] * b[j];
+    }
+    for (int j = 0; j < J; j++) {
+        V sum = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+        ((V *)c)[j] = bias ? sum + *(const V *)(bias + j * VL) : sum;
+    }
+}
+
+static void F(gemv)(int64_t width, const T *a, const T *B, int64_t ldb, int64_t P,
+                    const T *bias, T *c)
+{
+    int64_t nv = width / VL;
+    for (int64_t j0 = 0; j0 < nv; j0 += 4) {
+        int J = nv - j0 < 4 ? (int)(nv - j0) : 4;
+        const T *Bj = B + j0 * VL, *bj = bias ? bias + j0 * VL : 0;
+        T *cj = c + j0 * VL;
+        switch (J) {
+        case 4: F(gemv_tile)(4, a, Bj, ldb, P, bj, cj); break;
+        case 3: F(gemv_tile)(3, a, Bj, ldb, P, bj, cj); break;
+        case 2: F(gemv_tile)(2, a, Bj, ldb, P, bj, cj); break;
+        default: F(gemv_tile)(1, a, Bj, ldb, P, bj, cj); break;
+        }
+    }
+}
+
 /* C (n_rows x width, row stride ldc) = A B (+ bias), B (P x width, row stride ldb). A's row
  * i is rows[i] from column col on; with TR, A is the transpose of rows[0..P) from column col
  * on (C's row i is their column col + i). width is a whole number of vectors. With sq_out,
@@ -94,9 +140,53 @@ static void F(gemm)(const int TR, int64_t n_rows, int64_t width, const T *const 
     }
 }
 
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector) && (LANES == 16 || LANES == 8)
+#define HSUMS 1
+#endif
+#endif
+#ifdef HSUMS
+#define SH __builtin_shufflevector
+/* The LANES sums of LANES vectors at once: lane i of the result is the sum of acc[i]'s lanes,
+ * by a tree of shuffles and adds (each level halves the partial sums per row and doubles the
+ * rows per vector) instead of LANES sums of LANES - 1 serial adds each. */
+static inline __attribute__((always_inline)) V F(hsums)(const V *acc)
+{
+#if LANES == 16
+    V a[8], b[4], c[2];
+    for (int q = 0; q < 8; q++)
+        a[q] = SH(acc[2 * q], acc[2 * q + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22,
+                  23)
+               + SH(acc[2 * q], acc[2 * q + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28,
+                    29, 30, 31);
+    for (int q = 0; q < 4; q++)
+        b[q] = SH(a[2 * q], a[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+               + SH(a[2 * q], a[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29,
+                    30, 31);
+    for (int q = 0; q < 2; q++)
+        c[q] = SH(b[2 * q], b[2 * q + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+               + SH(b[2 * q], b[2 * q + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27,
+                    30, 31);
+    return SH(c[0], c[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+           + SH(c[0], c[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#else
+    V a[4], b[2];
+    for (int q = 0; q < 4; q++)
+        a[q] = SH(acc[2 * q], acc[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11)
+               + SH(acc[2 * q], acc[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+    for (int q = 0; q < 2; q++)
+        b[q] = SH(a[2 * q], a[2 * q + 1], 0, 1, 4, 5, 8, 9, 12, 13)
+               + SH(a[2 * q], a[2 * q + 1], 2, 3, 6, 7, 10, 11, 14, 15);
+    return SH(b[0], b[1], 0, 2, 4, 6, 8, 10, 12, 14) + SH(b[0], b[1], 1, 3, 5, 7, 9, 11, 13, 15);
+#endif
+}
+#undef SH
+#endif
+
 /* C (m x n_i, row stride ldc) = D W^T for D's m rows drows[r] and W (n_i x s): each entry a
- * dot product over s (a whole number of vectors; the padding is zero in both), four of W's
- * rows at a time. For a few rows this beats a product through W^T, whose copy must be
+ * dot product over s (a whole number of vectors; the padding is zero in both): VL of W's
+ * rows at a time, their lanes summed together (hsums), where the compiler has the shuffles,
+ * then four at a time. For a few rows this beats a product through W^T, whose copy must be
  * remade after every update (NT_ROWS). */
 static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows, const T *W,
                        T *C, int64_t ldc)
@@ -105,7 +195,22 @@ static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows,
     for (int64_t r = 0; r < m; r++) {
         const V *d = (const V *)drows[r];
         T *c = C + r * ldc;
-        for (int64_t i0 = 0; i0 < n_i; i0 += 4) {
+        int64_t i0 = 0;
+#ifdef HSUMS
+        for (; i0 + VL <= n_i; i0 += VL) { /* VL of W's rows at a time */
+            V acc[VL];
+            for (int ii = 0; ii < VL; ii++)
+                acc[ii] = (V){0};
+            for (int64_t v = 0; v < nv; v++) {
+                V dv = d[v];
+                for (int ii = 0; ii < VL; ii++)
+                    acc[ii] += dv * ((const V *)(W + (i0 + ii) * s))[v];
+            }
+            V sums = F(hsums)(acc);
+            memcpy(c + i0, &sums, sizeof sums);
+        }
+#endif
+        for (; i0 < n_i; i0 += 4) {
             int I = n_i - i0 < 4 ? (int)(n_i - i0) : 4;
             V acc[4] = {{0}};
             for (int64_t v = 0; v < nv; v++) {
@@ -238,7 +343,10 @@ static void F(forward)(Net *net, const T *const *xrows, int64_t m, int64_t r0, i
         Layer *L = net->layers + l;
         int64_t s = L->stride, k = L->fan_out;
         T *z = L->z, *h = L->h, *a = L->a;
-        F(gemm)(0, r1 - r0, s, in + r0, 0, L->W, s, L->fan_in, L->b, z + r0 * s, s, 0);
+        if (r1 - r0 == 1 && net->batch == 1)
+            F(gemv)(s, in[0], L->W, s, L->fan_in, L->b, z);
+        else
+            F(gemm)(0, r1 - r0, s, in + r0, 0, L->W, s, L->fan_in, L->b, z + r0 * s, s, 0);
         const T *u = 0;
         T p = (T)L->dropout, scale = 0;
         if (L->dropout > 0) {
