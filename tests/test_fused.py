@@ -113,6 +113,7 @@ CASES = {
         "hidden": ["tanh", "relu"],
     },
     "batch 2, 20 units (delta W^T 16 rows at a time)": {"batch": 2, "width": 20},
+    "batch 16, 20 units (W^T by blocks of vectors)": {"batch": 16, "width": 20},
     "batch 7 (short last batch)": {"batch": 7},
     "full batch": {"batch": 203},
     "row weights": {"weights": True},

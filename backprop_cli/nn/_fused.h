@@ -185,8 +185,8 @@ static inline __attribute__((always_inline)) V F(hsums)(const V *acc)
 
 /* C (m x n_i, row stride ldc) = D W^T for D's m rows drows[r] and W (n_i x s): each entry a
  * dot product over s (a whole number of vectors; the padding is zero in both): VL of W's
- * rows at a time, their lanes summed together (hsums), where the compiler has the shuffles,
- * then four at a time. For a few rows this beats a product through W^T, whose copy must be
+ * rows at a time, their lanes summed together (hsums), where the compiler has the shuffles;
+ * else four at a time. For a few rows this beats a product through W^T, whose copy must be
  * remade after every update (NT_ROWS). */
 static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows, const T *W,
                        T *C, int64_t ldc)
@@ -197,17 +197,25 @@ static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows,
         T *c = C + r * ldc;
         int64_t i0 = 0;
 #ifdef HSUMS
-        for (; i0 + VL <= n_i; i0 += VL) { /* VL of W's rows at a time */
+        for (; i0 < n_i; i0 += VL) { /* VL of W's rows at a time (the last: those left) */
+            int64_t I = n_i - i0 < VL ? n_i - i0 : VL;
             V acc[VL];
             for (int ii = 0; ii < VL; ii++)
                 acc[ii] = (V){0};
-            for (int64_t v = 0; v < nv; v++) {
-                V dv = d[v];
-                for (int ii = 0; ii < VL; ii++)
-                    acc[ii] += dv * ((const V *)(W + (i0 + ii) * s))[v];
-            }
+            if (I == VL)
+                for (int64_t v = 0; v < nv; v++) {
+                    V dv = d[v];
+                    for (int ii = 0; ii < VL; ii++)
+                        acc[ii] += dv * ((const V *)(W + (i0 + ii) * s))[v];
+                }
+            else
+                for (int64_t v = 0; v < nv; v++) {
+                    V dv = d[v];
+                    for (int64_t ii = 0; ii < I; ii++)
+                        acc[ii] += dv * ((const V *)(W + (i0 + ii) * s))[v];
+                }
             V sums = F(hsums)(acc);
-            memcpy(c + i0, &sums, sizeof sums);
+            memcpy(c + i0, &sums, (size_t)I * sizeof(T));
         }
 #endif
         for (; i0 < n_i; i0 += 4) {
@@ -583,15 +591,55 @@ static void F(grads)(Net *net, const T *const *xrows, int64_t m, const T **arows
     }
 }
 
-/* Every layer's W^T copy (fan_out x the previous layer's stride) from W, after an update. */
+#ifdef HSUMS
+/* rows_out rows of a VL x VL block of W^T (row stride ts) from the block of W at W (row
+ * stride s): the matrix's VL rows as vectors, interleaved pairwise (row k with row k + VL/2)
+ * log2(VL) times, which rotates each value's (row, lane) bits until row and lane have
+ * swapped: the transpose, in 64 two-vector shuffles for float's 256 values. */
+static inline __attribute__((always_inline)) void F(transpose_block)(const T *W, int64_t s,
+                                                                     T *WT, int64_t ts,
+                                                                     int64_t rows_out)
+{
+    V r[VL], o[VL];
+    for (int i = 0; i < VL; i++)
+        r[i] = *(const V *)(W + i * s);
+    for (int level = 0; level < (VL == 16 ? 4 : 3); level++) {
+        for (int k = 0; k < VL / 2; k++) {
+#if LANES == 16
+            o[2 * k] = __builtin_shufflevector(r[k], r[k + 8], 0, 16, 1, 17, 2, 18, 3, 19, 4,
+                                               20, 5, 21, 6, 22, 7, 23);
+            o[2 * k + 1] = __builtin_shufflevector(r[k], r[k + 8], 8, 24, 9, 25, 10, 26, 11,
+                                                   27, 12, 28, 13, 29, 14, 30, 15, 31);
+#else
+            o[2 * k] = __builtin_shufflevector(r[k], r[k + 4], 0, 8, 1, 9, 2, 10, 3, 11);
+            o[2 * k + 1] = __builtin_shufflevector(r[k], r[k + 4], 4, 12, 5, 13, 6, 14, 7, 15);
+#endif
+        }
+        for (int i = 0; i < VL; i++)
+            r[i] = o[i];
+    }
+    for (int64_t j = 0; j < rows_out; j++)
+        *(V *)(WT + j * ts) = r[j];
+}
+#endif
+
+/* Every layer's W^T copy (fan_out x the previous layer's stride) from W, after an update:
+ * by VL x VL blocks of vector shuffles where the compiler has them, the rows of W left over
+ * (fan_in not a whole number of VL) one value at a time. */
 static void F(transpose)(Net *net)
 {
     for (int64_t l = 1; l < net->n_layers; l++) {
         Layer *L = net->layers + l;
-        int64_t K = L->fan_in, M = L->fan_out, s = L->stride, ts = (L - 1)->stride;
+        int64_t K = L->fan_in, M = L->fan_out, s = L->stride, ts = (L - 1)->stride, i0 = 0;
         const T *W = L->W;
         T *WT = L->WT;
-        for (int64_t i0 = 0; i0 < K; i0 += 8)
+#ifdef HSUMS
+        for (; i0 + VL <= K; i0 += VL)
+            for (int64_t j0 = 0; j0 < M; j0 += VL)
+                F(transpose_block)(W + i0 * s + j0, s, WT + j0 * ts + i0, ts,
+                                   M - j0 < VL ? M - j0 : VL);
+#endif
+        for (; i0 < K; i0 += 8)
             for (int64_t j0 = 0; j0 < M; j0 += 8)
                 for (int64_t i = i0; i < i0 + 8 && i < K; i++)
                     for (int64_t j = j0; j < j0 + 8 && j < M; j++)
