@@ -848,6 +848,17 @@ static void F(few_update)(Net *net, const T *const *xrows, int64_t m, const T **
     }
 }
 
+/* Asks for the m rows idx[r] of X (n_features each) to be brought into the cache. */
+static void F(prefetch_rows)(const T *X, int64_t n_features, const int64_t *idx, int64_t m)
+{
+    int64_t bytes = n_features * (int64_t)sizeof(T);
+    for (int64_t r = 0; r < m; r++) {
+        const char *row = (const char *)(X + idx[r] * n_features);
+        for (int64_t o = 0; o < bytes; o += 64)
+            __builtin_prefetch(row + o);
+    }
+}
+
 /* Batches b0 .. b1 - 1 of an epoch: the batch b is rows order[b * batch ...] of X (n rows).
  * Returns how many were done: fewer where a batch's loss or gradient was not finite (that
  * batch is not applied; net->last_loss holds its loss). work: (n_layers + 2) x batch row
@@ -877,6 +888,9 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
         int64_t m = n - b * bs < bs ? n - b * bs : bs;
         for (int64_t r = 0; r < m; r++)
             ((const T **)work)[r] = X + idx[r] * net->n_features;
+        if (b + 1 < b1) /* the next batch's rows of X on their way into the cache meanwhile */
+            F(prefetch_rows)(X, net->n_features, order + (b + 1) * bs,
+                             n - (b + 1) * bs < bs ? n - (b + 1) * bs : bs);
         c.idx = idx, c.m = m, c.uniforms = uniforms, c.wsum = 0;
         if (w)
             for (int64_t r = 0; r < m; r++)
