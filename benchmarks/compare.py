@@ -422,6 +422,7 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "threads": THREADS,
         "processor": platform.processor() or platform.machine(),
+        "blas_kernels": blas_kernels(),
     }
     for mod in ("torch", "sklearn", "jax"):
         try:
@@ -431,6 +432,23 @@ def machine() -> dict:
     return info
 
 
+def blas_kernels() -> str:
+    """The BLAS's kernels (threadpoolctl's architecture), and $OPENBLAS_CORETYPE where it
+    chose them: a machine may force slower kernels than its CPU has."""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    try:
+        from threadpoolctl import threadpool_info
+
+        arch = ", ".join(
+            f"{i['internal_api']} {i.get('architecture', '?')}"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        )
+    except ImportError:
+        arch = "unknown (no threadpoolctl)"
+    return arch + (f", forced by OPENBLAS_CORETYPE={forced}" if forced else "")
+
+
 def print_table(report, cases) -> None:
     m = report["machine"]
     print(
@@ -438,7 +456,10 @@ def print_table(report, cases) -> None:
         f"python {m['python']}, numpy {m['numpy']}"
         + "".join(f", {k} {m[k]}" for k in ("torch", "sklearn", "jax") if k in m)
     )
-    print(f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s")
+    print(
+        f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s "
+        f"(BLAS kernels: {m['blas_kernels']})"
+    )
     print()
     head = f"{'case':11s} {'shape':28s} {'engine':14s} {'s/epoch':>8s} {'x backprop':>10s} {'peak MB':>8s}"
     print(head)
