@@ -250,3 +250,15 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
 #define SQRT sqrt
 #define TINY DBL_MIN
 #include "_fused.h"
+
+/* One row's activation (z padded to whole vectors), as the fused step's forward pass computes
+ * it: for tests/test_fused.py, which checks the vector functions against float64 math. */
+void activate_row_f32(int32_t act, double param, const float *z, float *h, int64_t n)
+{
+    activate_f32(act, (float)param, z, h, n);
+}
+
+void activate_row_f64(int32_t act, double param, const double *z, double *h, int64_t n)
+{
+    activate_f64(act, param, z, h, n);
+}

@@ -236,6 +236,80 @@ static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows,
     }
 }
 
+#if LANES == 16
+#define HAVE_VEXP 1
+typedef int32_t F(ivec) __attribute__((vector_size(VBYTES)));
+/* Float activations a vector at a time, instead of a call to the C library's expf or tanhf
+ * for each value (which vectorize only under -ffast-math): sigmoid and softmax networks train
+ * about twice as fast, tanh ones four times (README, Performance).
+ *
+ * exp(x) of a vector of floats x <= 0 (softmax's z - max z, sigmoid's -|z|), to about 1 ulp
+ * (Cephes' expf: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by its degree-7 polynomial, times 2^n
+ * put in the exponent's bits); 0 below the smallest normal float's log; NaN stays NaN. */
+static inline V F(vexp)(V x)
+{
+    typedef F(ivec) I;
+    const V lo = (V){0} - 87.3365478515625f; /* log of the smallest normal float */
+    I under = x < lo;
+    x = (V)(((I)x & ~under) | ((I)lo & under));
+    V t = x * 1.44269504088896341f;
+    V nf = (t + 12582912.0f) - 12582912.0f; /* t rounded to the nearest integer */
+    V r = x - nf * 0.693359375f;
+    r = r - nf * -2.12194440e-4f;
+    V p = (V){0} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    I bits = (__builtin_convertvector(nf, I) + 127) << 23;
+    V y = p * (V)bits;
+    return (V)((I)y & ~under);
+}
+
+/* sigmoid: 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below, e^-|z| by vexp; NaN stays NaN. */
+static inline V F(vsigmoid)(V z)
+{
+    typedef F(ivec) I;
+    V one = (V){0} + 1.0f;
+    I neg = z < 0;
+    V e = F(vexp)((V)((I)z | ((I){0} + INT32_MIN))); /* e^-|z|: z with its sign bit set */
+    return (V)(((I)e & neg) | ((I)one & ~neg)) / (one + e);
+}
+
+/* tanh, as Cephes' tanhf: below |z| = 0.5493 its odd polynomial, above it
+ * sign(z) (1 - e) / (1 + e) with e = e^-2|z| by vexp; NaN stays NaN. */
+static inline V F(vtanh)(V z)
+{
+    typedef F(ivec) I;
+    V one = (V){0} + 1.0f;
+    I sign = (I)z & ((I){0} + INT32_MIN), small = (z < 0.5493f) & (z > -0.5493f);
+    V az = (V)((I)z & ~sign), e = F(vexp)((V){0} - (az + az));
+    V big = (V)((I)((one - e) / (one + e)) | sign);
+    V q = z * z, poly = (V){0} - 5.70498872745e-3f;
+    poly = poly * q + 2.06390887954e-2f;
+    poly = poly * q - 5.37397155531e-2f;
+    poly = poly * q + 1.33314422036e-1f;
+    poly = poly * q - 3.33332819422e-1f;
+    V near = poly * q * z + z;
+    return (V)(((I)near & small) | ((I)big & ~small));
+}
+
+/* h[j] = f(z[j]) for j < n, a vector at a time (z's row padded to whole vectors; h's lanes
+ * past n left as they are). */
+static inline void F(vector_rows)(V (*f)(V), const T *z, T *h, int64_t n)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += VL) {
+        T o[VL];
+        V v = f(*(const V *)(z + j0));
+        memcpy(o, &v, sizeof v);
+        for (int64_t j = j0; j < n && j < j0 + VL; j++)
+            h[j] = o[j - j0];
+    }
+}
+#endif
+
 /* sigma(z) for an elementwise activation, over n values. */
 static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
 {
@@ -249,12 +323,20 @@ static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
             h[j] = z[j] * (z[j] > 0 ? (T)1 : param);
         break;
     case ACT_SIGMOID:
+#ifdef HAVE_VEXP
+        F(vector_rows)(F(vsigmoid), z, h, n);
+        break;
+#endif
         for (int64_t j = 0; j < n; j++) {
             T e = EXP(-fabs(z[j]));
             h[j] = (z[j] >= 0 ? (T)1 : e) / ((T)1 + e);
         }
         break;
     case ACT_TANH:
+#ifdef HAVE_VEXP
+        F(vector_rows)(F(vtanh), z, h, n);
+        break;
+#endif
         for (int64_t j = 0; j < n; j++)
             h[j] = TANH(z[j]);
         break;
@@ -274,11 +356,21 @@ static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
         T top = z[0];
         for (int64_t j = 1; j < n; j++)
             top = z[j] > top ? z[j] : top;
-        T sum = 0;
-        for (int64_t j = 0; j < n; j++) {
-            h[j] = EXP(z[j] - top);
-            sum += h[j];
+#ifdef HAVE_VEXP
+        for (int64_t j0 = 0; j0 < n; j0 += VL) { /* z's row is padded to whole vectors */
+            T o[VL];
+            V v = F(vexp)(*(const V *)(z + j0) - top);
+            memcpy(o, &v, sizeof v);
+            for (int64_t j = j0; j < n && j < j0 + VL; j++)
+                h[j] = o[j - j0];
         }
+#else
+        for (int64_t j = 0; j < n; j++)
+            h[j] = EXP(z[j] - top);
+#endif
+        T sum = 0;
+        for (int64_t j = 0; j < n; j++)
+            sum += h[j];
         for (int64_t j = 0; j < n; j++)
             h[j] /= sum;
         break;
@@ -955,3 +1047,4 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
 #undef F
 #undef V
 #undef VL
+#undef HAVE_VEXP

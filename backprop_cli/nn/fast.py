@@ -54,6 +54,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         # the fused step (fused.py): net, X, targets, weights, order, n, b0, b1, uniforms, work
         fn = getattr(lib, f"train_{suffix}")
         fn.argtypes, fn.restype = [ptr] * 5 + [i64] * 3 + [ptr] * 2, i64
+        # one row's activation as the fused step computes it (for tests): act, param, z, h, n
+        fn = getattr(lib, f"activate_row_{suffix}")
+        fn.argtypes, fn.restype = [i32, ctypes.c_double, ptr, ptr, i64], None
     return lib
 
 
@@ -114,8 +117,8 @@ def status() -> str:
 
 
 def functions(dtype: np.dtype, *names: str) -> tuple | None:
-    """The C functions ``names`` (adam, sgd, bias_relu, relu_backward_bias, train) for buffers of
-    ``dtype``, or None where NumPy is to do the work."""
+    """The C functions ``names`` (adam, sgd, bias_relu, relu_backward_bias, train, activate_row)
+    for buffers of ``dtype``, or None where NumPy is to do the work."""
     suffix = {"float32": "f32", "float64": "f64"}.get(dtype.name)
     lib = library() if suffix else None
     if lib is None:
