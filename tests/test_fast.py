@@ -292,7 +292,7 @@ def test_a_cache_directory_others_can_write_is_not_used(fresh):
 
 KERNEL_NAMES = [
     f"{name}_{suffix}"
-    for name in ("adam", "sgd", "bias_relu", "relu_backward_bias", "train")
+    for name in ("adam", "sgd", "bias_relu", "relu_backward_bias", "train", "activate_row")
     for suffix in ("f32", "f64")
 ]
 
