@@ -652,6 +652,18 @@ static void F(chain)(Net *net, int64_t r0, int64_t r1, const T **drows)
     }
 }
 
+/* BP4: dC/db = the sum of delta's m rows (s values each), row after row. */
+static inline void F(bias_grad)(T *gb, const T *delta, int64_t m, int64_t s)
+{
+    for (int64_t j = 0; j < s; j++)
+        gb[j] = 0;
+    for (int64_t r = 0; r < m; r++) {
+        const T *dr = delta + r * s;
+        for (int64_t j = 0; j < s; j++)
+            gb[j] += dr[j];
+    }
+}
+
 /* BP3 for rows i of every dC/dW^l in part `part` of `parts` (W's rows split at a multiple
  * of 4), the sum of their squares into sqw[l]; part 0 also BP4, each dC/db^l, and the sum of
  * its squares into sqb[l]. */
@@ -670,13 +682,7 @@ static void F(grads)(Net *net, const T *const *xrows, int64_t m, const T **arows
         if (part)
             continue;
         T *gb = L->gb;
-        for (int64_t j = 0; j < s; j++)
-            gb[j] = 0;
-        for (int64_t r = 0; r < m; r++) { /* BP4 */
-            const T *dr = delta + r * s;
-            for (int64_t j = 0; j < s; j++)
-                gb[j] += dr[j];
-        }
+        F(bias_grad)(gb, delta, m, s);
         sqb[l] = 0;
         for (int64_t j = 0; j < s; j++)
             sqb[l] += (double)(gb[j] * gb[j]);
@@ -865,13 +871,7 @@ static void F(few_norms)(Net *net, const T *const *xrows, int64_t m, const T **a
         const T *delta = F(delta_of)(net, l);
         const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
         T *gb = L->gb;
-        for (int64_t j = 0; j < s; j++)
-            gb[j] = 0;
-        for (int64_t r = 0; r < m; r++) { /* BP4 */
-            const T *dr = delta + r * s;
-            for (int64_t j = 0; j < s; j++)
-                gb[j] += dr[j];
-        }
+        F(bias_grad)(gb, delta, m, s);
         sqb[l] = F(dot64)(gb, gb, s);
         double q = 0;
         for (int64_t r = 0; r < m; r++)
