@@ -9,7 +9,9 @@ one-hot encodes (an unseen category is all zeros) and standardizes with x_mean a
 in float64 as backprop does, then runs every layer in the model's dtype (Gemm and the
 activation; gelu through Erf; residual Add).
 Outputs: classification ``probabilities`` (N, classes) and ``label`` (N,) (the class labels,
-as strings or numbers); regression ``prediction`` (N, targets), in the target's units.
+as strings or numbers); multi-label ``probabilities`` (N, labels), each label's own output,
+and ``label`` (N, labels), 0/1 int64 (1 where the output is >= 0.5); regression
+``prediction`` (N, targets), in the target's units.
 Built with the ``onnx`` package's helpers and checked with ``onnx.checker`` (the ``onnx``
 extra); tested against ``backprop predict`` with onnxruntime.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, require_extra
+from .errors import require_extra
 from .inference import Model, columns_of
 from .store.weights import ColumnSpec
 
@@ -161,6 +163,8 @@ def _outputs(g: _Graph, model: Model, a: str) -> list:
             )
         g.nodes.append(helper.make_node("Identity", [out], ["prediction"]))
         return [helper.make_tensor_value_info("prediction", g.float_type, ["N", spec.sizes[-1]])]
+    if spec.multilabel:  # each label's own output, and 0/1 where it is >= 0.5, as predict
+        return _multilabel_outputs(g, spec, a)
     probs = a
     if spec.sizes[-1] == 1:  # one sigmoid unit: [1 - p, p]
         probs = g.op("Concat", [g.op("Sub", [g.const(np.array([[1.0]])), a]), a], axis=1)
@@ -182,6 +186,21 @@ def _outputs(g: _Graph, model: Model, a: str) -> list:
     return [
         helper.make_tensor_value_info("probabilities", g.float_type, ["N", len(classes)]),
         helper.make_tensor_value_info("label", kind, ["N"]),
+    ]
+
+
+def _multilabel_outputs(g: _Graph, spec, a: str) -> list:
+    """A multi-label model's outputs: ``probabilities`` (N, labels), each label's output
+    unit, and ``label`` (N, labels), int64 1 where that unit is >= 0.5, else 0 (the labels in
+    spec.classes order, as ``predict`` writes them)."""
+    helper, tp = g.onnx.helper, g.onnx.TensorProto
+    g.nodes.append(helper.make_node("Identity", [a], ["probabilities"]))
+    on = g.op("GreaterOrEqual", [a, g.const(np.array([[0.5]]))])
+    g.nodes.append(helper.make_node("Cast", [on], ["label"], to=tp.INT64))
+    k = len(spec.classes)
+    return [
+        helper.make_tensor_value_info("probabilities", g.float_type, ["N", k]),
+        helper.make_tensor_value_info("label", tp.INT64, ["N", k]),
     ]
 
 
@@ -247,11 +266,6 @@ def export(model: Model, fmt: str, out: Path) -> Path:
     """Write ``model`` as ``fmt`` (onnx, safetensors) to ``out``, atomically."""
     from .store.files import atomic_write
 
-    if fmt == "onnx" and model.spec.multilabel:
-        raise ConfigError(
-            f"{model.path}: a multi-label model (several 0/1 outputs) has no ONNX export yet; "
-            "use --format safetensors"
-        )
     data = onnx_model(model).SerializeToString() if fmt == "onnx" else safetensors_bytes(model)
     atomic_write(Path(out), lambda f: f.write(data))
     return Path(out)

@@ -118,6 +118,39 @@ def test_every_activation_and_loss_kind(capsys, tmp_path, hidden, loss, output, 
     assert check(capsys, tmp_path, tmp_path / "r", frame) <= TOL
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_multilabel_model_exports_each_labels_output(capsys, tmp_path, monkeypatch, dtype):
+    """Several 0/1 targets: ``probabilities`` is each label's own output and ``label`` the
+    (N, labels) 0/1 matrix ``predict`` gives, gaps in the columns included."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    Y = (X + 0.3 * rng.normal(size=X.shape) > 0.2).astype(int)
+    table = pd.DataFrame(np.hstack([X, Y]), columns=["a", "b", "c", "p", "q", "r"])
+    table[["p", "q", "r"]] = table[["p", "q", "r"]].astype(int)
+    table.to_csv(tmp_path / "tags.csv", index=False)
+    (tmp_path / "c.yaml").write_text(
+        "data: {path: tags.csv, target: [p, q, r], validation: 0.2, test: 0.2}\n"
+        "model:\n  layers: [{units: 8, activation: tanh}, {units: 3, activation: sigmoid}]\n"
+        f"  dtype: {dtype}\n"
+        "loss: binary_cross_entropy\noptimizer: {name: adam, lr: 0.05}\n"
+        "training: {epochs: 20, batch_size: 16}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--out", "r", "-q")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "export", "-w", "r/weights.npz", "--out", "m.onnx")
+    assert code == 0, err
+    model = bp.load(tmp_path / "r" / "weights.npz")
+    frame = held_out(model)
+    frame.loc[0, "b"] = np.nan  # a gap: the training mean, as predict fills it
+    got = onnx_outputs(model, tmp_path / "m.onnx", frame)
+    want = model.predict(frame)
+    assert got["label"].dtype == np.int64 and got["label"].shape == want.shape == (len(frame), 3)
+    np.testing.assert_array_equal(got["label"], want)
+    assert 0 < want.sum() < want.size  # both 0s and 1s
+    np.testing.assert_allclose(got["probabilities"], model.predict_proba(frame), atol=TOL)
+
+
 def test_safetensors_holds_the_weights_files_arrays(capsys, tmp_path):
     safetensors = pytest.importorskip("safetensors.numpy", reason="the safetensors extra")
     code, _, err = run_cli(capsys, "train", CONFIGS / "iris.yaml", "--out", tmp_path / "r", "-q")
