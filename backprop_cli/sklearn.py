@@ -27,7 +27,9 @@ validation : ``data.validation``, the share of rows held out to watch; None: non
     early stopping (every row trains, as scikit-learn's fit), the config's default with it.
     There is no test split: hold rows out with scikit-learn (train_test_split, cross-validation).
 dropout : every hidden layer's dropout.
-init, dtype : ``model.init``, ``model.dtype``.
+init, bias_init, bias_init_scale, dtype : ``model.init``, ``model.bias_init``,
+    ``model.bias_init_scale``, ``model.dtype``. The optimizer's other keys (momentum, betas,
+    ``decay_biases``, ...) go in ``optimizer`` as a mapping.
 random_state : the config's ``seed``, scikit-learn's name for it: an int, or a RandomState
     that draws one. None is the config's default seed: unlike scikit-learn's None, every fit
     of the same rows gives the same weights.
@@ -35,6 +37,12 @@ standardize, impute, impute_categorical, fill_value, missing_indicator, max_cate
 columns : ``data.*``: how feature columns are typed, imputed and scaled; ``columns`` is
     ``data.columns``, per column by name (a DataFrame's names; an array's are x0, x1, ...).
 class_weight : classifier, ``training.class_weight``: "balanced" or ``{label: weight}``.
+
+MLPClassifier takes multi-label targets too, as scikit-learn's does: y an (n_samples, n_labels)
+0/1 indicator matrix (an array, a list of lists, a sparse matrix or a DataFrame) trains a
+sigmoid unit per label (loss default binary_cross_entropy); ``classes_`` is 0 .. n_labels - 1,
+``predict`` gives the 0/1 matrix (1 where a label's output is >= 0.5) and ``predict_proba``
+each label's own output.
 standardize_target : regressor, ``data.standardize_target``.
 
 ``fit(X, y, sample_weight=None)``: ``sample_weight`` is each row's weight in the loss
@@ -68,7 +76,7 @@ try:
     import sklearn
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import (  # _check_sample_weight: as scikit-learn's own use it
         _check_sample_weight,
         check_array,
@@ -179,7 +187,8 @@ class _MLP(BaseEstimator):
         except (ConfigError, DataError) as e:
             raise ValueError(f"{type(self).__name__}: {e}") from e
 
-    def _loss(self) -> str:
+    def _loss(self, y) -> str:
+        """The loss for targets y: the parameter, else the config's default."""
         loss = self.loss if self.loss is not None else Config.model_fields["loss"].default
         if loss in LOSSES and task_of(loss) != self._task:  # an unknown name: the config says
             raise ValueError(
@@ -190,7 +199,7 @@ class _MLP(BaseEstimator):
 
     def _config(self, y) -> dict:
         """The config mapping of this estimator's parameters, for targets y."""
-        loss = self._loss()
+        loss = self._loss(y)
         units, activation = self._output(loss, y)
         hidden = [self.hidden_layers] if np.isscalar(self.hidden_layers) else self.hidden_layers
         layers = [_given(units=u, activation=self.activation, dropout=self.dropout) for u in hidden]
@@ -207,7 +216,13 @@ class _MLP(BaseEstimator):
             _given(
                 seed=_seed(self.random_state),
                 loss=loss,
-                model=_given(layers=layers, init=self.init, dtype=self.dtype),
+                model=_given(
+                    layers=layers,
+                    init=self.init,
+                    bias_init=self.bias_init,
+                    bias_init_scale=self.bias_init_scale,
+                    dtype=self.dtype,
+                ),
                 optimizer=self._optimizer(),
                 training=training,
                 data=self._data(early_stopping is not None),
@@ -290,6 +305,8 @@ class MLPClassifier(ClassifierMixin, _MLP):
         validation=None,
         dropout=None,
         init=None,
+        bias_init=None,
+        bias_init_scale=None,
         dtype=None,
         random_state=None,
         standardize=None,
@@ -315,6 +332,8 @@ class MLPClassifier(ClassifierMixin, _MLP):
         self.validation = validation
         self.dropout = dropout
         self.init = init
+        self.bias_init = bias_init
+        self.bias_init_scale = bias_init_scale
         self.dtype = dtype
         self.random_state = random_state
         self.standardize = standardize
@@ -327,15 +346,30 @@ class MLPClassifier(ClassifierMixin, _MLP):
         self.class_weight = class_weight
 
     def predict(self, X) -> np.ndarray:
-        """The class labels (n_samples,) of the rows of X, of ``classes_``'s type."""
+        """The class labels (n_samples,) of the rows of X, of ``classes_``'s type; multi-label:
+        the (n_samples, n_labels) 0/1 matrix, 1 where a label's output is >= 0.5, of y's dtype."""
+        if self._multilabel():
+            return self._outputs(X, "predict").astype(self._label_dtype, copy=False)
         out = self._outputs(X, "outputs")
         return self.classes_[predicted_classes(out)]
 
     def predict_proba(self, X) -> np.ndarray:
-        """(n_samples, n_classes) probabilities, the classes in ``classes_`` order."""
+        """(n_samples, n_classes) probabilities, the classes in ``classes_`` order; multi-label:
+        (n_samples, n_labels), each label's own output."""
         return self._outputs(X, "predict_proba")
 
+    def _multilabel(self) -> bool:
+        check_is_fitted(self)
+        return bool(self.model_.spec.multilabel)
+
     def _targets(self, X, y, sample_weight):
+        if type_of_target(y) == "multilabel-indicator":  # (n, labels) of 0/1: a unit each
+            y = check_array(y, accept_sparse=True, dtype=None, input_name="y")
+            y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
+            check_consistent_length(X, y)
+            self.classes_ = np.arange(y.shape[1])  # as scikit-learn's MLPClassifier: 0 .. k-1
+            self._label_dtype = y.dtype
+            return y.astype(np.int64)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         check_classification_targets(y)
@@ -348,14 +382,27 @@ class MLPClassifier(ClassifierMixin, _MLP):
             )
         return y
 
+    def _loss(self, y) -> str:
+        if self.loss is None and y.ndim == 2:  # multi-label: a sigmoid unit per label
+            return "binary_cross_entropy"
+        return super()._loss(y)
+
     def _output(self, loss: str, y) -> tuple[int, str]:
-        """The output layer: one sigmoid unit for binary_cross_entropy, else a unit per class."""
+        """The output layer: one sigmoid unit for binary_cross_entropy (one per label for
+        multi-label targets), else a unit per class."""
+        if y.ndim == 2:
+            return y.shape[1], self.output_activation or "sigmoid"
         if loss == "binary_cross_entropy":
             return 1, self.output_activation or "sigmoid"
         return len(self.classes_), self.output_activation or "softmax"
 
     def _training_keys(self) -> dict:
         return _given(class_weight=self.class_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True  # y (n, labels) of 0/1: a sigmoid unit each
+        return tags
 
 
 class MLPRegressor(RegressorMixin, _MLP):
@@ -386,6 +433,8 @@ class MLPRegressor(RegressorMixin, _MLP):
         validation=None,
         dropout=None,
         init=None,
+        bias_init=None,
+        bias_init_scale=None,
         dtype=None,
         random_state=None,
         standardize=None,
@@ -411,6 +460,8 @@ class MLPRegressor(RegressorMixin, _MLP):
         self.validation = validation
         self.dropout = dropout
         self.init = init
+        self.bias_init = bias_init
+        self.bias_init_scale = bias_init_scale
         self.dtype = dtype
         self.random_state = random_state
         self.standardize = standardize

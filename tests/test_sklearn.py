@@ -214,6 +214,40 @@ def test_the_apis_weights_with_early_stopping_and_the_configs_defaults():
     )  # the same seed, unlike sklearn's None
 
 
+def test_multilabel_targets_train_a_sigmoid_unit_each():
+    """An indicator matrix y: the fit is ``api.train`` of the multi-label config (a sigmoid unit
+    per label, binary cross-entropy), bit for bit; predict is its 0/1 matrix in y's dtype."""
+    from sklearn.datasets import make_multilabel_classification
+    from sklearn.dummy import DummyClassifier
+
+    X, Y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=3, random_state=0)
+    params = {"epochs": 40, "lr": 0.02, "batch_size": 16, "bias_init": "normal"}
+    est = MLPClassifier((16,), **params, bias_init_scale=0.1, dtype="float64").fit(X, Y)
+    config = {
+        "data": {"validation": 0, "test": 0},
+        "model": {
+            "layers": [{"units": 16}, {"units": 3, "activation": "sigmoid"}],
+            "bias_init": "normal",
+            "bias_init_scale": 0.1,
+            "dtype": "float64",
+        },
+        "loss": "binary_cross_entropy",
+        "optimizer": {"name": "adam", "lr": 0.02},
+        "training": {"epochs": 40, "batch_size": 16},
+    }
+    model = bp.train(config, X=X, y=Y)
+    assert model.spec.multilabel and est.model_.spec.multilabel
+    np.testing.assert_array_equal(est.model_.net.params, model.net.params)
+    assert list(est.classes_) == [0, 1, 2]
+    got = est.predict(X)
+    assert got.dtype == Y.dtype and got.shape == Y.shape
+    np.testing.assert_array_equal(got, (est.predict_proba(X) >= 0.5).astype(Y.dtype))
+    dummy = DummyClassifier(strategy="most_frequent").fit(X, Y)
+    assert est.score(X, Y) > dummy.score(X, Y) + 0.3  # subset accuracy
+    with pytest.raises(ValueError, match="class_weight"):
+        MLPClassifier((4,), epochs=1, class_weight="balanced").fit(X, Y)
+
+
 def test_a_dataframe_after_a_fit_on_an_array_is_read_by_position():
     X, y = load_iris(return_X_y=True)
     est = MLPClassifier((4,), epochs=3).fit(X, y)
