@@ -183,7 +183,9 @@ def _rebuild(model: Model, split: str, dataset: str | None):
             f"{model.path}: the run held out no {split} rows (data.{key}: 0); "
             "use --split train, or --data FILE"
         )
-    classes, indices = split_rows(ds, spec.loss, spec.seed, d.validation, d.test, where, model.task)
+    classes, indices = split_rows(
+        ds, spec.loss, spec.seed, d.validation, d.test, where, model.task, d.split
+    )
     if model.task == "classification" and classes != spec.classes:
         raise DataError(
             f"{where}: its classes {classes} differ from the trained ones {spec.classes}"

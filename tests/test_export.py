@@ -24,7 +24,9 @@ TOL = 1e-5  # float32
 def held_out(model) -> pd.DataFrame:
     ds, _ = training_data(model)
     d = model.spec.data
-    _, idx = split_rows(ds, model.spec.loss, model.spec.seed, d.validation, d.test, "t")
+    _, idx = split_rows(
+        ds, model.spec.loss, model.spec.seed, d.validation, d.test, "t", split=d.split
+    )
     rows = idx["test"] if len(idx["test"]) else idx["train"]
     return ds.features.iloc[rows].reset_index(drop=True)
 

@@ -11,6 +11,7 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from backprop_cli.config import load_config
@@ -274,3 +275,40 @@ def test_class_weight_is_refused_for_multilabel(tmp_path, capsys):
     code, out, err = run_cli(capsys, "train", "c.yaml", "--out", "run")
     assert code == 2 and "training.class_weight" in err and "label columns" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_ordered_split_keeps_the_files_order(tmp_path, capsys):
+    """data.split: ordered trains on the first rows, validates on the next and tests on the
+    last (the book's MNIST split), no shuffling or stratification; eval --split finds the
+    same rows again."""
+    from backprop_cli.data.prepare import split_indices
+
+    train, val, test = split_indices(10, None, 0.2, 0.3, None)
+    assert train.tolist() == [0, 1, 2, 3, 4] and val.tolist() == [5, 6]
+    assert test.tolist() == [7, 8, 9]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    y = np.where(X[:, 0] > 0, "up", "down")
+    table = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": y})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.iloc[90:].to_csv(tmp_path / "last.csv", index=False)
+    (tmp_path / "c.yaml").write_text(
+        "data: {path: t.csv, target: y, validation: 0.2, test: 0.1, split: ordered}\n"
+        "model: {layers: [{units: 4, activation: tanh}, {units: 2, activation: softmax}]}\n"
+        "training: {epochs: 3}\n"
+    )
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--out", "run", "-q")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "eval", "-w", "run/weights.npz", "--split", "test", "--json")
+    assert code == 0, err
+    by_split = json.loads(out)
+    code, out, err = run_cli(
+        capsys, "eval", "-w", "run/weights.npz", "--data", "last.csv", "--json"
+    )
+    assert code == 0, err
+    by_file = json.loads(out)
+    assert by_split["rows"] == by_file["rows"] == 10
+    assert by_split["loss"] == pytest.approx(by_file["loss"], rel=1e-12)
+    (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text().replace("ordered", "sorted"))
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--out", "run2", "-q")
+    assert code == 2 and "data.split" in err and err.count("\n") == 1

@@ -134,6 +134,9 @@ def test_every_textbook_config_validates_and_says_the_books_setting():
         text = path.read_text()
         assert "eta" in text and "lr" in text, path.name
         assert cfg.data.path.startswith("mnist/") and cfg.data.standardize is False
+        # the book's split: the last 10,000 of the 60,000 training images held out
+        assert cfg.data.split == "ordered", path.name
+        assert round((cfg.data.validation + cfg.data.test) * 60000) == 10000, path.name
 
 
 DIGITS = """name: chapter1-digits

@@ -64,6 +64,9 @@ class DataConfig(Strict):
     task: Literal["classification", "regression"] | None = None
     validation: float = Field(0.15, ge=0, lt=1)
     test: float = Field(0.15, ge=0, lt=1)
+    # random: drawn from the seed (stratified by class); ordered: the file's order, the
+    # first rows training, then validation, the last rows test (the book's MNIST split)
+    split: Literal["random", "ordered"] = "random"
     standardize: bool = True
     # regression: train on (y - mean) / std of the training rows; auto: where the output
     # layer can reach any value (identity), not a bounded one (sigmoid's 0..1 targets stay)

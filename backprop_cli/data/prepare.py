@@ -37,9 +37,14 @@ def load_dataset(data: DataConfig, seed: int) -> Dataset:
 
 
 def split_indices(
-    n: int, strata: np.ndarray | None, validation: float, test: float, rng: np.random.Generator
+    n: int,
+    strata: np.ndarray | None,
+    validation: float,
+    test: float,
+    rng: np.random.Generator | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, val, test) row indices; stratified by ``strata`` (class indices) when given."""
+    """(train, val, test) row indices; stratified by ``strata`` (class indices) when given;
+    rng None: in the rows' order (the first training, the last test)."""
     groups = (
         [np.arange(n)]
         if strata is None
@@ -47,7 +52,7 @@ def split_indices(
     )
     parts: list[list[np.ndarray]] = [[], [], []]
     for g in groups:
-        g = rng.permutation(g)
+        g = rng.permutation(g) if rng is not None else g[::-1]  # reversed: the test rows last
         n_test = int(round(test * len(g)))
         n_val = int(round(validation * len(g)))
         if len(g) - n_test - n_val < 1 and len(g) > 0:
@@ -115,10 +120,12 @@ def split_rows(
     test: float,
     where: str,
     task: str | None = None,
+    split: str = "random",
 ) -> tuple[list | None, dict[str, np.ndarray]]:
     """(the classes for classification (multi-label: the label columns' names), else None;
     the train/val/test row indices), split from the seed, stratified by class (not for
-    multi-label): the same rows every time, at training and at eval."""
+    multi-label), or with ``split`` "ordered" in the rows' order (the first training, then
+    validation, the last test): the same rows every time, at training and at eval."""
     n = len(ds)
     classes = strata = None
     task = task or task_of(loss)
@@ -133,13 +140,16 @@ def split_rows(
                 f"{where}: the target has a single class ({classes[0]!r}); classification needs at least 2"
             )
         strata = encode_classes(ds.targets, classes, where)
-    train, val, tst = split_indices(n, strata, validation, test, streams(seed)["split"])
+    if split == "ordered":
+        train, val, tst = split_indices(n, None, validation, test, None)
+    else:
+        train, val, tst = split_indices(n, strata, validation, test, streams(seed)["split"])
     for name, idx, frac in (("validation", val, validation), ("test", tst, test)):
         if frac > 0 and len(idx) == 0:
             per_class = (
                 f" (the split is stratified: {len(classes)} classes of about {n / len(classes):.1f} rows each"
                 f"{'; is the target column really a class label?' if len(classes) > n / 2 else ''})"
-                if strata is not None
+                if strata is not None and split != "ordered"
                 else ""
             )
             raise DataError(
@@ -169,7 +179,7 @@ def prepare(
     is split from the training file's rows. ``task`` None: the loss's."""
     task = task or task_of(loss)
     own = ds.own()
-    classes, ids = split_rows(own, loss, seed, data.validation, data.test, where, task)
+    classes, ids = split_rows(own, loss, seed, data.validation, data.test, where, task, data.split)
     multilabel = is_multilabel(ds, task)
     for split, rows in ds.given.items():
         ids[split] = rows
