@@ -236,8 +236,12 @@ static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows,
     }
 }
 
-#if LANES == 16
+#if defined(__has_builtin)
+#if LANES == 16 && __has_builtin(__builtin_convertvector)
 #define HAVE_VEXP 1
+#endif
+#endif
+#ifdef HAVE_VEXP
 typedef int32_t F(ivec) __attribute__((vector_size(VBYTES)));
 /* Float activations a vector at a time, instead of a call to the C library's expf or tanhf
  * for each value (which vectorize only under -ffast-math): sigmoid and softmax networks train
