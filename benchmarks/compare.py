@@ -423,6 +423,7 @@ def machine() -> dict:
         "threads": THREADS,
         "processor": platform.processor() or platform.machine(),
         "blas_kernels": blas_kernels(),
+        "fused_vector_bytes": fused_vector_bytes(),
     }
     for mod in ("torch", "sklearn", "jax"):
         try:
@@ -430,6 +431,13 @@ def machine() -> dict:
         except ImportError:
             pass
     return info
+
+
+def fused_vector_bytes() -> int | None:
+    """The fused step's vector width in this build (64 bytes with AVX-512, 32 with AVX)."""
+    from backprop_cli.nn import fast
+
+    return fast.vector_bytes()
 
 
 def blas_kernels() -> str:
@@ -458,7 +466,7 @@ def print_table(report, cases) -> None:
     )
     print(
         f"numpy float32 matmul peak: {report['matmul_peak_gflops']:.0f} GFLOP/s "
-        f"(BLAS kernels: {m['blas_kernels']})"
+        f"(BLAS kernels: {m['blas_kernels']}); fused step: {m['fused_vector_bytes']}-byte vectors"
     )
     print()
     head = f"{'case':11s} {'shape':28s} {'engine':14s} {'s/epoch':>8s} {'x backprop':>10s} {'peak MB':>8s}"

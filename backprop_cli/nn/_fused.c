@@ -4,8 +4,8 @@
  * the dropout mask, the residual sum), the loss and the output error delta^L, backward (BP1-BP4)
  * and the optimizer update, with the loss, the classification count or squared errors and each
  * layer's squared gradient norm added up for the epoch's record. The matrix products are
- * blocked loops over 64-byte vectors (GCC's and Clang's vector extensions: the compiler emits
- * AVX-512, AVX2 or SSE as the CPU has them), the accumulators held in registers.
+ * blocked loops over the CPU's widest vectors (GCC's and Clang's vector extensions: AVX-512,
+ * AVX2 or SSE as the CPU has them, VBYTES below), the accumulators held in registers.
  *
  * The products sum in another order than the BLAS's (and with fused multiply-adds where the
  * CPU has them), so the results are NumPy's to within rounding, not to the bit; the same
@@ -101,7 +101,23 @@ static Step step_of(const Net *net, int64_t t)
     return st;
 }
 
+/* The vectors: the CPU's widest (64 bytes with AVX-512, 32 with AVX, else 16: SSE, NEON), so
+ * that each is one register. A vector type wider than the CPU's is split by the compiler into
+ * several, and a product's tile of them no longer fits the registers: an AVX2 build of
+ * 64-byte vectors trained 20 times slower. TJ: the vectors of B one tile spans, as many as
+ * the registers hold beside four rows' accumulators (32 registers: 4; 16: 2). */
+#if defined(__AVX512F__)
 #define VBYTES 64
+#elif defined(__AVX__)
+#define VBYTES 32
+#else
+#define VBYTES 16
+#endif
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define TJ 4
+#else
+#define TJ 2
+#endif
 /* A batch of this many rows or more is done in two parts (a thread each where fused.py asks
  * for two); a smaller one in one. */
 #ifndef SPLIT_ROWS
@@ -261,4 +277,11 @@ void activate_row_f32(int32_t act, double param, const float *z, float *h, int64
 void activate_row_f64(int32_t act, double param, const double *z, double *h, int64_t n)
 {
     activate_f64(act, param, z, h, n);
+}
+
+/* The bytes of the fused step's vectors in this build (64 with AVX-512, 32 with AVX, else 16):
+ * for backprop --version --verbose. */
+int32_t fused_vector_bytes(void)
+{
+    return VBYTES;
 }

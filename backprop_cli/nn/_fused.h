@@ -29,14 +29,17 @@ static inline __attribute__((always_inline)) void F(tile)(
         V bv[4];
         for (int j = 0; j < J; j++) {
             bv[j] = b[j];
-#if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
             /* B's vectors in registers for the R rows' multiply-adds: left to itself, GCC
              * folds the load into each of them, R loads of each vector where one does, and
              * the loads, not the multiply-adds, set the pace (small case: 0.028 -> 0.019 s
              * per epoch on one thread). An empty asm that takes and gives back the register
              * keeps it there; it changes no value. */
+#if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
             if (R > 1)
                 __asm__("" : "+v"(bv[j]));
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__) && defined(__GNUC__)
+            if (R > 1)
+                __asm__("" : "+x"(bv[j]));
 #endif
         }
         const T *rp = TR ? rows[p] + col : 0;
@@ -102,8 +105,8 @@ static void F(gemv)(int64_t width, const T *a, const T *B, int64_t ldb, int64_t 
                     const T *bias, T *c)
 {
     int64_t nv = width / VL;
-    for (int64_t j0 = 0; j0 < nv; j0 += 4) {
-        int J = nv - j0 < 4 ? (int)(nv - j0) : 4;
+    for (int64_t j0 = 0; j0 < nv; j0 += TJ) {
+        int J = nv - j0 < TJ ? (int)(nv - j0) : TJ;
         const T *Bj = B + j0 * VL, *bj = bias ? bias + j0 * VL : 0;
         T *cj = c + j0 * VL;
         switch (J) {
@@ -130,8 +133,8 @@ static void F(gemm)(const int TR, int64_t n_rows, int64_t width, const T *const 
         int R = n_rows - i0 < 4 ? (int)(n_rows - i0) : 4;
         const T *const *rw = TR ? rows : rows + i0;
         int64_t cc = TR ? col + i0 : col;
-        for (int64_t j0 = 0; j0 < nv; j0 += 4) {
-            int J = nv - j0 < 4 ? (int)(nv - j0) : 4;
+        for (int64_t j0 = 0; j0 < nv; j0 += TJ) {
+            int J = nv - j0 < TJ ? (int)(nv - j0) : TJ;
             const T *Bj = B + j0 * VL;
             const T *bj = bias ? bias + j0 * VL : 0;
             T *Cj = C + i0 * ldc + j0 * VL;
@@ -247,7 +250,7 @@ static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows,
 }
 
 #if defined(__has_builtin)
-#if LANES == 16 && __has_builtin(__builtin_convertvector)
+#if LANES * 4 == VBYTES && __has_builtin(__builtin_convertvector) /* float */
 #define HAVE_VEXP 1
 #endif
 #endif
@@ -1062,3 +1065,4 @@ int64_t F(train)(Net *net, const T *X, const void *targets, const T *w, const in
 #undef V
 #undef VL
 #undef HAVE_VEXP
+#undef HSUMS

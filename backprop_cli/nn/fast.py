@@ -57,6 +57,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         # one row's activation as the fused step computes it (for tests): act, param, z, h, n
         fn = getattr(lib, f"activate_row_{suffix}")
         fn.argtypes, fn.restype = [i32, ctypes.c_double, ptr, ptr, i64], None
+    if hasattr(lib, "fused_vector_bytes"):
+        lib.fused_vector_bytes.argtypes, lib.fused_vector_bytes.restype = [], i32
     return lib
 
 
@@ -114,6 +116,13 @@ def status() -> str:
     if built_over:
         return f"in use ({where}; built again, as the one found was refused: {built_over})"
     return f"in use ({where})"
+
+
+def vector_bytes() -> int | None:
+    """The bytes of the fused step's vectors in the library in use (64 with AVX-512, 32 with
+    AVX, else 16), or None without one."""
+    lib = library()
+    return int(lib.fused_vector_bytes()) if lib is not None else None
 
 
 def functions(dtype: np.dtype, *names: str) -> tuple | None:
