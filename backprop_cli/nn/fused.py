@@ -55,7 +55,7 @@ LOSSES = {"cross_entropy": 0, "binary_cross_entropy": 1, "mse": 2, "mae": 3, "hu
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
 # Beyond this batch x fan_in x fan_out in its largest layer, a network takes the NumPy path:
 # the BLAS's products, on every core, are faster there (README, Performance).
-MAX_PRODUCT = 4_000_000
+MAX_PRODUCT = 16_000_000
 VECTOR_BYTES = 64  # rows are padded to whole 64-byte vectors, whole _fused.c ones on any CPU
 SPLIT_ROWS = 16  # _fused.c: a batch of this many rows or more is done in two parts
 
