@@ -247,6 +247,8 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
 
 #define T float
 #define SUFFIX f32
+#define ITYPE int32_t
+#define SIGNBIT INT32_MIN
 #define LANES (VBYTES / 4)
 #define EXP expf
 #define LOG1P log1pf
@@ -266,9 +268,13 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
 #undef SQRT
 #undef TINY
 #undef LANES
+#undef ITYPE
+#undef SIGNBIT
 
 #define T double
 #define SUFFIX f64
+#define ITYPE int64_t
+#define SIGNBIT INT64_MIN
 #define LANES (VBYTES / 8)
 #define EXP exp
 #define LOG1P log1p

@@ -250,29 +250,35 @@ static void F(gemm_nt)(int64_t m, int64_t n_i, int64_t s, const T *const *drows,
 }
 
 #if defined(__has_builtin)
-#if LANES * 4 == VBYTES && __has_builtin(__builtin_convertvector) /* float */
+#if __has_builtin(__builtin_convertvector)
 #define HAVE_VEXP 1
 #endif
 #endif
 #ifdef HAVE_VEXP
-typedef int32_t F(ivec) __attribute__((vector_size(VBYTES)));
-/* Float activations a vector at a time, instead of a call to the C library's expf or tanhf
- * for each value (which vectorize only under -ffast-math): sigmoid and softmax networks train
- * about twice as fast, tanh ones four times (README, Performance).
+typedef ITYPE F(ivec) __attribute__((vector_size(VBYTES))); /* T's bits, lane for lane */
+/* The exponential functions a vector at a time, instead of a call to the C library's exp or
+ * tanh for each value (which vectorize only under -ffast-math): sigmoid and softmax networks
+ * train about twice as fast, tanh ones four times (README, Performance). As Cephes computes
+ * them: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by a polynomial (float: degree 7) or a rational
+ * function (double), times 2^n put in the exponent's bits; within 2.1 ulp (tests/test_fused.py).
  *
- * exp(x) of a vector of floats x <= 0 (softmax's z - max z, sigmoid's -|z|), to about 1 ulp
- * (Cephes' expf: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by its degree-7 polynomial, times 2^n
- * put in the exponent's bits); 0 below the smallest normal float's log; NaN stays NaN. */
+ * exp(x) for x <= 0 (softmax's z - max z, sigmoid's -|z|, tanh's -2|z|); 0 below the smallest
+ * normal value's log; NaN stays NaN. */
 static inline V F(vexp)(V x)
 {
     typedef F(ivec) I;
-    const V lo = (V){0} - 87.3365478515625f; /* log of the smallest normal float */
+#if LANES * 4 == VBYTES /* float */
+    const T lo = -87.3365478515625f, magic = 12582912.0f, c1 = 0.693359375f, c2 = -2.12194440e-4f;
+#else
+    const T lo = -708.39641853226408, magic = 6755399441055744.0;
+    const T c1 = 6.93145751953125e-1, c2 = 1.42860682030941723212e-6;
+#endif
     I under = x < lo;
-    x = (V)(((I)x & ~under) | ((I)lo & under));
-    V t = x * 1.44269504088896341f;
-    V nf = (t + 12582912.0f) - 12582912.0f; /* t rounded to the nearest integer */
-    V r = x - nf * 0.693359375f;
-    r = r - nf * -2.12194440e-4f;
+    x = (V)(((I)x & ~under) | ((I)((V){0} + lo) & under));
+    V nf = (x * (T)1.4426950408889634074 + magic) - magic; /* x / ln 2 to the nearest integer */
+    V r = x - nf * c1;
+    r = r - nf * c2;
+#if LANES * 4 == VBYTES
     V p = (V){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -281,6 +287,15 @@ static inline V F(vexp)(V x)
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
     I bits = (__builtin_convertvector(nf, I) + 127) << 23;
+#else
+    V q = r * r;
+    V px = r * ((q * 1.26177193074810590878e-4 + 3.02994407707441961300e-2) * q
+                + 9.99999999999999999910e-1);
+    V qx = ((q * 3.00198505138664455042e-6 + 2.52448340349684104192e-3) * q
+            + 2.27265548208155028766e-1) * q + 2.00000000000000000009e0;
+    V p = (px / (qx - px)) * 2.0 + 1.0;
+    I bits = (__builtin_convertvector(nf, I) + 1023) << 52;
+#endif
     V y = p * (V)bits;
     return (V)((I)y & ~under);
 }
@@ -289,27 +304,37 @@ static inline V F(vexp)(V x)
 static inline V F(vsigmoid)(V z)
 {
     typedef F(ivec) I;
-    V one = (V){0} + 1.0f;
+    V one = (V){0} + (T)1;
     I neg = z < 0;
-    V e = F(vexp)((V)((I)z | ((I){0} + INT32_MIN))); /* e^-|z|: z with its sign bit set */
+    V e = F(vexp)((V)((I)z | ((I){0} + SIGNBIT))); /* e^-|z|: z with its sign bit set */
     return (V)(((I)e & neg) | ((I)one & ~neg)) / (one + e);
 }
 
-/* tanh, as Cephes' tanhf: below |z| = 0.5493 its odd polynomial, above it
- * sign(z) (1 - e) / (1 + e) with e = e^-2|z| by vexp; NaN stays NaN. */
+/* tanh, as Cephes' tanh and tanhf: near 0 an odd polynomial (float) or rational function
+ * (double), above sign(z) (1 - e) / (1 + e) with e = e^-2|z| by vexp; NaN stays NaN. */
 static inline V F(vtanh)(V z)
 {
     typedef F(ivec) I;
-    V one = (V){0} + 1.0f;
-    I sign = (I)z & ((I){0} + INT32_MIN), small = (z < 0.5493f) & (z > -0.5493f);
-    V az = (V)((I)z & ~sign), e = F(vexp)((V){0} - (az + az));
-    V big = (V)((I)((one - e) / (one + e)) | sign);
-    V q = z * z, poly = (V){0} - 5.70498872745e-3f;
+    V one = (V){0} + (T)1, q = z * z, near;
+#if LANES * 4 == VBYTES
+    const T edge = 0.5493f;
+    V poly = (V){0} - 5.70498872745e-3f;
     poly = poly * q + 2.06390887954e-2f;
     poly = poly * q - 5.37397155531e-2f;
     poly = poly * q + 1.33314422036e-1f;
     poly = poly * q - 3.33332819422e-1f;
-    V near = poly * q * z + z;
+    near = poly * q * z + z;
+#else
+    const T edge = 0.625;
+    V pp = (q * -9.64399179425052238628e-1 - 9.92877231001918586564e1) * q
+           - 1.61468768441708447952e3;
+    V qq = ((q + 1.12811678491632931402e2) * q + 2.23548839060100448583e3) * q
+           + 4.84406305325125486048e3;
+    near = z * q * (pp / qq) + z;
+#endif
+    I sign = (I)z & ((I){0} + SIGNBIT), small = (z < edge) & (z > -edge);
+    V az = (V)((I)z & ~sign), e = F(vexp)((V){0} - (az + az));
+    V big = (V)((I)((one - e) / (one + e)) | sign);
     return (V)(((I)near & small) | ((I)big & ~small));
 }
 
