@@ -37,13 +37,13 @@ standardize, impute, impute_categorical, fill_value, missing_indicator, max_cate
 columns : ``data.*``: how feature columns are typed, imputed and scaled; ``columns`` is
     ``data.columns``, per column by name (a DataFrame's names; an array's are x0, x1, ...).
 class_weight : classifier, ``training.class_weight``: "balanced" or ``{label: weight}``.
+standardize_target : regressor, ``data.standardize_target``.
 
 MLPClassifier takes multi-label targets too, as scikit-learn's does: y an (n_samples, n_labels)
 0/1 indicator matrix (an array, a list of lists, a sparse matrix or a DataFrame) trains a
-sigmoid unit per label (loss default binary_cross_entropy); ``classes_`` is 0 .. n_labels - 1,
-``predict`` gives the 0/1 matrix (1 where a label's output is >= 0.5) and ``predict_proba``
-each label's own output.
-standardize_target : regressor, ``data.standardize_target``.
+sigmoid unit per label (binary_cross_entropy); ``classes_`` is 0 .. n_labels - 1, ``predict``
+gives the 0/1 matrix (1 where a label's output is >= 0.5) and ``predict_proba`` each label's
+own output.
 
 ``fit(X, y, sample_weight=None)``: ``sample_weight`` is each row's weight in the loss
 (``data.sample_weight``, in memory); the standardization and imputation are fitted on the

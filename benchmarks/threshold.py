@@ -57,6 +57,11 @@ def epoch_time(sizes: list[int], batch: int, rows: int, epochs: int, fused: bool
         rngs=streams(0),
         fused=fused,
     )
+    want = "fused" if fused else "numpy"
+    if trainer.plan.path != want:
+        raise SystemExit(
+            f"{sizes} at batch {batch}: the {want} path is not taken ({trainer.plan.why})"
+        )
     with limited(choose(sizes, batch)):
         times = [r["time_s"] for r in trainer.run()][1:]
     return statistics.median(times)

@@ -312,3 +312,10 @@ def test_an_ordered_split_keeps_the_files_order(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text().replace("ordered", "sorted"))
     code, _, err = run_cli(capsys, "train", "c.yaml", "--out", "run2", "-q")
     assert code == 2 and "data.split" in err and err.count("\n") == 1
+    # a file sorted by class: its last class would never train
+    up = table[table.y == "up"].head(20)  # the last 20 rows: all held out (21 of 72)
+    pd.concat([table[table.y == "down"], up]).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text().replace("sorted", "ordered"))
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--out", "run3", "-q")
+    assert code == 2 and "leaves class 'up' out of the training rows" in err
+    assert err.count("\n") == 1 and not (tmp_path / "run3").exists()

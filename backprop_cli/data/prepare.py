@@ -142,6 +142,14 @@ def split_rows(
         strata = encode_classes(ds.targets, classes, where)
     if split == "ordered":
         train, val, tst = split_indices(n, None, validation, test, None)
+        if strata is not None:  # a file sorted by class would leave its last classes out
+            missing = sorted(set(range(len(classes))) - set(strata[train].tolist()))
+            if missing:
+                raise DataError(
+                    f"{where}: data.split: ordered leaves class {classes[missing[0]]!r} out of "
+                    f"the training rows (the first {len(train)} of the file); is the file sorted "
+                    "by class? use data.split: random, or shuffle the file"
+                )
     else:
         train, val, tst = split_indices(n, strata, validation, test, streams(seed)["split"])
     for name, idx, frac in (("validation", val, validation), ("test", tst, test)):

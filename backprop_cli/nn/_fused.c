@@ -242,6 +242,7 @@ static void run_parts(void (*fn)(void *, int), void *arg, int parts, int threads
 #ifndef NT_ROWS
 #define NT_ROWS 4
 #endif
+_Static_assert(NT_ROWS <= 4, "few_update takes at most 4 rows");
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
 

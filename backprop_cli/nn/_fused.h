@@ -260,7 +260,8 @@ typedef ITYPE F(ivec) __attribute__((vector_size(VBYTES))); /* T's bits, lane fo
  * tanh for each value (which vectorize only under -ffast-math): sigmoid and softmax networks
  * train about twice as fast, tanh ones four times (README, Performance). As Cephes computes
  * them: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by a polynomial (float: degree 7) or a rational
- * function (double), times 2^n put in the exponent's bits; within 2.1 ulp (tests/test_fused.py).
+ * function (double), times 2^n put in the exponent's bits; within about 2.3 ulp of the exact
+ * value (tests/test_fused.py allows 4).
  *
  * exp(x) for x <= 0 (softmax's z - max z, sigmoid's -|z|, tanh's -2|z|); 0 below the smallest
  * normal value's log; NaN stays NaN. */
@@ -273,8 +274,8 @@ static inline V F(vexp)(V x)
     const T lo = -708.39641853226408, magic = 6755399441055744.0;
     const T c1 = 6.93145751953125e-1, c2 = 1.42860682030941723212e-6;
 #endif
-    I under = x < lo;
-    x = (V)(((I)x & ~under) | ((I)((V){0} + lo) & under));
+    I under = x < lo, over = x > 0; /* above 0: 0 (softmax's padding lanes, thrown away) */
+    x = (V)(((I)x & ~under & ~over) | ((I)((V){0} + lo) & under));
     V nf = (x * (T)1.4426950408889634074 + magic) - magic; /* x / ln 2 to the nearest integer */
     V r = x - nf * c1;
     r = r - nf * c2;
@@ -900,6 +901,22 @@ static double F(dot64)(const T *x, const T *y, int64_t n)
     return t;
 }
 
+/* sum_{i,j} (sum_r in[r][i] delta[r][j])^2, in double: a layer's squared gradient norm,
+ * summed as it is (few_norms, where the rows' dot products cancel). */
+static double F(direct_norm)(int64_t K, int64_t s, int64_t m, const T *const *in,
+                             const T *delta)
+{
+    double total = 0;
+    for (int64_t i = 0; i < K; i++)
+        for (int64_t j = 0; j < s; j++) {
+            double g = 0;
+            for (int64_t r = 0; r < m; r++)
+                g += (double)in[r][i] * (double)delta[r * s + j];
+            total += g * g;
+        }
+    return total;
+}
+
 /* For a batch of a few rows (at most NT_ROWS): BP4, each dC/db^l and the sum of its squares
  * into sqb[l], and the sum of the squares of each dC/dW^l = sum_r a_r delta_r^T without
  * forming it, as sum_{r,q} (a_r . a_q)(delta_r . delta_q), into sqw[l] (in double; where
@@ -914,13 +931,21 @@ static void F(few_norms)(Net *net, const T *const *xrows, int64_t m, const T **a
         const T *const *in = l ? arows + (l - 1) * net->batch : xrows;
         T *gb = L->gb;
         F(bias_grad)(gb, delta, m, s);
+        double top = sizeof(T) == 4 ? FLT_MAX : DBL_MAX, q = 0, size = 0;
         sqb[l] = F(dot64)(gb, gb, s);
-        double q = 0;
+        sqb[l] = sqb[l] > top ? INFINITY : sqb[l];
         for (int64_t r = 0; r < m; r++)
-            for (int64_t r2 = r; r2 < m; r2++)
-                q += (r2 == r ? 1.0 : 2.0) * F(dot64)(in[r], in[r2], K)
-                     * F(dot64)(delta + r * s, delta + r2 * s, s);
-        sqw[l] = q > (double)(sizeof(T) == 4 ? FLT_MAX : DBL_MAX) ? INFINITY : q;
+            for (int64_t r2 = r; r2 < m; r2++) {
+                double term = (r2 == r ? 1.0 : 2.0) * F(dot64)(in[r], in[r2], K)
+                              * F(dot64)(delta + r * s, delta + r2 * s, s);
+                q += term;
+                size += fabs(term);
+            }
+        /* The rows' terms can nearly cancel (the same input with other targets): then q is
+         * their rounding, not the norm, and the gradient's squares are summed as they are. */
+        if (!(q >= 1e-6 * size))
+            q = isfinite(size) ? F(direct_norm)(K, s, m, in, delta) : size;
+        sqw[l] = q > top ? INFINITY : q;
     }
 }
 
