@@ -339,13 +339,13 @@ static inline V F(vtanh)(V z)
     return (V)(((I)near & small) | ((I)big & ~small));
 }
 
-/* h[j] = f(z[j]) for j < n, a vector at a time (z's row padded to whole vectors; h's lanes
- * past n left as they are). */
-static inline void F(vector_rows)(V (*f)(V), const T *z, T *h, int64_t n)
+/* h[j] = f(z[j] - shift) for j < n, a vector at a time (z's row padded to whole vectors;
+ * h's lanes past n left as they are). */
+static inline void F(vector_rows)(V (*f)(V), const T *z, T shift, T *h, int64_t n)
 {
     for (int64_t j0 = 0; j0 < n; j0 += VL) {
         T o[VL];
-        V v = f(*(const V *)(z + j0));
+        V v = f(*(const V *)(z + j0) - shift);
         memcpy(o, &v, sizeof v);
         for (int64_t j = j0; j < n && j < j0 + VL; j++)
             h[j] = o[j - j0];
@@ -367,7 +367,7 @@ static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
         break;
     case ACT_SIGMOID:
 #ifdef HAVE_VEXP
-        F(vector_rows)(F(vsigmoid), z, h, n);
+        F(vector_rows)(F(vsigmoid), z, 0, h, n);
         break;
 #endif
         for (int64_t j = 0; j < n; j++) {
@@ -377,7 +377,7 @@ static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
         break;
     case ACT_TANH:
 #ifdef HAVE_VEXP
-        F(vector_rows)(F(vtanh), z, h, n);
+        F(vector_rows)(F(vtanh), z, 0, h, n);
         break;
 #endif
         for (int64_t j = 0; j < n; j++)
@@ -400,13 +400,7 @@ static void F(activate)(int act, T param, const T *z, T *h, int64_t n)
         for (int64_t j = 1; j < n; j++)
             top = z[j] > top ? z[j] : top;
 #ifdef HAVE_VEXP
-        for (int64_t j0 = 0; j0 < n; j0 += VL) { /* z's row is padded to whole vectors */
-            T o[VL];
-            V v = F(vexp)(*(const V *)(z + j0) - top);
-            memcpy(o, &v, sizeof v);
-            for (int64_t j = j0; j < n && j < j0 + VL; j++)
-                h[j] = o[j - j0];
-        }
+        F(vector_rows)(F(vexp), z, top, h, n);
 #else
         for (int64_t j = 0; j < n; j++)
             h[j] = EXP(z[j] - top);
