@@ -38,8 +38,6 @@ import sys
 import time
 
 THREADS = "2"
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, THREADS)
 
 CASES = {
     # name: rows, features, hidden, classes, batch size, optimizer
@@ -66,6 +64,12 @@ def data(rows, features, classes, seed=0):
 
 
 def run_backprop(case, epochs):
+    trainer = backprop_trainer(case, epochs + 1)
+    return [r["time_s"] for r in trainer.run()][1:]
+
+
+def backprop_trainer(case, epochs, fused=None):
+    """backprop's trainer for a case (fused: None lets the tool choose the path)."""
     import numpy as np
 
     from backprop_cli.config import optimizer_defaults
@@ -87,12 +91,13 @@ def run_backprop(case, epochs):
         X,
         y,
         task="classification",
-        epochs=epochs + 1,
+        epochs=epochs,
         batch_size=bs,
         shuffle=True,
         rngs=streams(0),
+        fused=fused,
     )
-    return [r["time_s"] for r in trainer.run()][1:]
+    return trainer
 
 
 def run_torch(case, epochs):
@@ -488,5 +493,7 @@ def print_table(report, cases) -> None:
             )
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # here and in each engine's process (--child), before NumPy loads
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, THREADS)
     main()

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import numpy as np
-
 SHAPES = [
     "784-128-10:32",
     "784-256-10:32",
@@ -31,32 +29,12 @@ SHAPES = [
 
 
 def epoch_time(sizes: list[int], batch: int, rows: int, epochs: int, fused: bool) -> float:
-    from backprop_cli.config import optimizer_defaults
-    from backprop_cli.data import streams
-    from backprop_cli.nn import Network, get_loss, make_optimizer
-    from backprop_cli.training import Trainer
+    from compare import backprop_trainer  # this folder's: compare.py's network and data
+
     from backprop_cli.training.threads import choose, limited
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((rows, sizes[0]), dtype=np.float32)
-    y = rng.integers(0, sizes[-1], rows)
-    net = Network(sizes, ["relu"] * (len(sizes) - 2) + ["softmax"], dtype=np.float32)
-    net.init("he", np.random.default_rng(0))
-    hyper = optimizer_defaults("adam") | {"lr": 1e-3}
-    opt = make_optimizer("adam", net.params, net.grads, **hyper)
-    trainer = Trainer(
-        net,
-        opt,
-        get_loss("cross_entropy"),
-        X,
-        y,
-        task="classification",
-        epochs=epochs + 1,
-        batch_size=batch,
-        shuffle=True,
-        rngs=streams(0),
-        fused=fused,
-    )
+    case = (rows, sizes[0], tuple(sizes[1:-1]), sizes[-1], batch, "adam")
+    trainer = backprop_trainer(case, epochs + 1, fused)
     want = "fused" if fused else "numpy"
     if trainer.plan.path != want:
         raise SystemExit(
