@@ -294,7 +294,7 @@ KERNEL_NAMES = [
     f"{name}_{suffix}"
     for name in ("adam", "sgd", "bias_relu", "relu_backward_bias", "train", "activate_row")
     for suffix in ("f32", "f64")
-]
+] + ["fused_vector_bytes"]
 
 
 @pytest.fixture

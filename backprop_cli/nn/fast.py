@@ -57,8 +57,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         # one row's activation as the fused step computes it (for tests): act, param, z, h, n
         fn = getattr(lib, f"activate_row_{suffix}")
         fn.argtypes, fn.restype = [i32, ctypes.c_double, ptr, ptr, i64], None
-    if hasattr(lib, "fused_vector_bytes"):
-        lib.fused_vector_bytes.argtypes, lib.fused_vector_bytes.restype = [], i32
+    lib.fused_vector_bytes.argtypes, lib.fused_vector_bytes.restype = [], i32
     return lib
 
 
